@@ -1,0 +1,338 @@
+#include "keyhole/dht/dht_node.h"
+
+#include <atomic>
+#include <ctime>
+#include <optional>
+
+#include <asio/ip/udp.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <opendht/dhtrunner.h>
+#include <spdlog/spdlog.h>
+
+#include "dht_logger.h"
+#include "record_value_type.h"
+#include "shared_port_socket.h"
+
+namespace keyhole::dht {
+
+namespace {
+
+constexpr auto kFirstBootstrapRetry = std::chrono::seconds(1);
+constexpr auto kMaxBootstrapRetry = std::chrono::seconds(60);
+// While connected, how often to check that we still are.
+constexpr auto kConnectedCheck = std::chrono::seconds(30);
+// A put fails at once while we know no nodes; OpenDHT then gives it up.
+constexpr auto kFirstPutRetry = std::chrono::seconds(1);
+constexpr auto kMaxPutRetry = std::chrono::seconds(30);
+constexpr auto kLookupRetryPause = std::chrono::milliseconds(200);
+
+std::uint64_t now_unix_s() { return static_cast<std::uint64_t>(std::time(nullptr)); }
+
+struct HostPort {
+    std::string host;
+    std::string port;
+};
+
+std::optional<HostPort> split_host_port(const std::string& text) {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return std::nullopt;
+    std::string host = text.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    return HostPort{host, text.substr(colon + 1)};
+}
+
+}  // namespace
+
+struct Announcement {
+    ::dht::InfoHash key;
+    std::shared_ptr<::dht::Value> value;
+};
+
+// One lookup in flight. Lives on the io_context thread only.
+struct Lookup {
+    identity::PeerId peer;
+    LookupCallback done;
+    std::chrono::steady_clock::time_point deadline;
+    std::optional<identity::IdentityRecord> best;
+    std::string last_rejection;
+    bool finished = false;
+    std::unique_ptr<asio::steady_timer> deadline_timer;
+};
+
+struct DhtNode::Impl : std::enable_shared_from_this<DhtNode::Impl> {
+    Impl(asio::io_context& io_context, DatagramSender send)
+        : io(io_context), sender(std::move(send)), bootstrap_timer(io_context), put_retry_timer(io_context) {}
+
+    asio::io_context& io;
+    DatagramSender sender;
+    ::dht::DhtRunner runner;
+    SharedPortSocket* socket = nullptr;  // owned by the runner while running
+    bool running = false;
+    std::vector<std::string> bootstrap_entries;
+    asio::steady_timer bootstrap_timer;
+    std::chrono::seconds bootstrap_backoff = kFirstBootstrapRetry;
+    std::unique_ptr<asio::ip::udp::resolver> resolver;
+    std::atomic<std::uint64_t> records_rejected{0};
+    std::uint64_t bootstrap_rounds = 0;
+    bool connected = false;
+    // Our record currently announced, so a failed put can be retried and the
+    // next publish can cancel it.
+    std::optional<Announcement> announced;
+    asio::steady_timer put_retry_timer;
+    std::chrono::seconds put_backoff = kFirstPutRetry;
+    bool last_put_failed = false;
+
+    // Crossing from OpenDHT's thread to ours: every OpenDHT callback goes through here.
+    template <typename F>
+    void post_to_loop(F&& work) {
+        asio::post(io, [weak = weak_from_this(), work = std::forward<F>(work)]() mutable {
+            if (auto self = weak.lock(); self && self->running) work(*self);
+        });
+    }
+
+    void schedule_bootstrap(std::chrono::seconds delay) {
+        bootstrap_timer.expires_after(delay);
+        bootstrap_timer.async_wait([weak = weak_from_this()](const asio::error_code& error) {
+            if (error) return;
+            if (auto self = weak.lock(); self && self->running) self->bootstrap_tick();
+        });
+    }
+
+    void bootstrap_tick() {
+        const auto stats = runner.getNodesStats(AF_INET);
+        if (stats.good_nodes > 0) {
+            if (!connected) {
+                spdlog::info("DHT connected: {} good nodes", stats.good_nodes);
+                connected = true;
+                if (last_put_failed) put_announced();
+            }
+            bootstrap_backoff = kFirstBootstrapRetry;
+            schedule_bootstrap(std::chrono::duration_cast<std::chrono::seconds>(kConnectedCheck));
+            return;
+        }
+        connected = false;
+        if (!bootstrap_entries.empty()) {
+            if (bootstrap_rounds++ > 0)
+                spdlog::info("DHT has no good nodes yet; contacting {} bootstrap node(s) again",
+                             bootstrap_entries.size());
+            for (const auto& entry : bootstrap_entries) bootstrap_one(entry);
+        }
+        schedule_bootstrap(bootstrap_backoff);
+        bootstrap_backoff = std::min(bootstrap_backoff * 2, kMaxBootstrapRetry);
+    }
+
+    void bootstrap_one(const std::string& entry) {
+        auto parts = split_host_port(entry);
+        if (!parts) {
+            spdlog::warn("bootstrap entry '{}' is not host:port; skipped", entry);
+            return;
+        }
+        // Asio resolves names off the event loop.
+        resolver->async_resolve(
+            asio::ip::udp::v4(), parts->host, parts->port,
+            [weak = weak_from_this(), entry](const asio::error_code& error,
+                                              asio::ip::udp::resolver::results_type results) {
+                auto self = weak.lock();
+                if (!self || !self->running) return;
+                if (error) {
+                    spdlog::warn("cannot resolve bootstrap node {}: {}", entry, error.message());
+                    return;
+                }
+                std::vector<::dht::SockAddr> addresses;
+                for (const auto& result : results) {
+                    const auto endpoint = result.endpoint();
+                    addresses.emplace_back(endpoint.data(), static_cast<socklen_t>(endpoint.size()));
+                }
+                if (!addresses.empty()) self->runner.bootstrap(std::move(addresses));
+            });
+    }
+
+    void put_announced() {
+        if (!announced) return;
+        put_retry_timer.cancel();
+        const auto value_id = announced->value->id;
+        runner.put(
+            announced->key, announced->value,
+            [weak = weak_from_this(), value_id](bool ok) {
+                if (auto self = weak.lock())
+                    self->post_to_loop([ok, value_id](Impl& impl) { impl.put_finished(ok, value_id); });
+            },
+            ::dht::time_point::max(), /*permanent=*/true);
+    }
+
+    void put_finished(bool ok, ::dht::Value::Id value_id) {
+        if (!announced || announced->value->id != value_id) return;  // superseded meanwhile
+        if (ok) {
+            spdlog::info("identity record stored in the DHT");
+            last_put_failed = false;
+            put_backoff = kFirstPutRetry;
+            return;
+        }
+        last_put_failed = true;
+        spdlog::debug("identity record put failed; retrying in {} s", put_backoff.count());
+        put_retry_timer.expires_after(put_backoff);
+        put_backoff = std::min(put_backoff * 2, kMaxPutRetry);
+        put_retry_timer.async_wait([weak = weak_from_this(), value_id](const asio::error_code& error) {
+            auto self = weak.lock();
+            if (error || !self || !self->running || !self->announced || self->announced->value->id != value_id)
+                return;
+            self->runner.cancelPut(self->announced->key, value_id);
+            self->put_announced();
+        });
+    }
+
+    void finish(const std::shared_ptr<Lookup>& lookup) {
+        if (lookup->finished) return;
+        lookup->finished = true;
+        lookup->deadline_timer->cancel();
+        if (lookup->best) {
+            lookup->done(*lookup->best);
+        } else {
+            lookup->done(fail("not found"));
+        }
+    }
+
+    void run_get(const std::shared_ptr<Lookup>& lookup) {
+        const auto peer = lookup->peer;
+        runner.get(
+            record_key(peer),
+            [weak = weak_from_this(), lookup](const std::vector<std::shared_ptr<::dht::Value>>& values) {
+                std::vector<std::vector<std::uint8_t>> payloads;
+                for (const auto& value : values)
+                    if (value && value->type == kRecordValueTypeId) payloads.push_back(value->data);
+                if (auto self = weak.lock())
+                    self->post_to_loop([lookup, payloads = std::move(payloads)](Impl& impl) {
+                        impl.consider(*lookup, payloads);
+                    });
+                return true;
+            },
+            [weak = weak_from_this(), lookup](bool) {
+                if (auto self = weak.lock())
+                    self->post_to_loop([lookup](Impl& impl) { impl.get_finished(lookup); });
+            });
+    }
+
+    void consider(Lookup& lookup, const std::vector<std::vector<std::uint8_t>>& payloads) {
+        for (const auto& payload : payloads) {
+            auto record = identity::decode_verified(payload, lookup.peer, now_unix_s());
+            if (!record) {
+                ++records_rejected;
+                lookup.last_rejection = record.error();
+                spdlog::debug("lookup {}: rejected a value: {}", lookup.peer.to_text(), record.error());
+                continue;
+            }
+            if (!lookup.best || identity::supersedes(record.value(), *lookup.best)) lookup.best = record.value();
+        }
+    }
+
+    void get_finished(const std::shared_ptr<Lookup>& lookup) {
+        if (lookup->finished) return;
+        if (lookup->best || std::chrono::steady_clock::now() + kLookupRetryPause >= lookup->deadline) {
+            finish(lookup);
+            return;
+        }
+        // A get right after the owner's put can miss; ask again until the deadline.
+        auto pause = std::make_shared<asio::steady_timer>(io, kLookupRetryPause);
+        pause->async_wait([weak = weak_from_this(), lookup, pause](const asio::error_code& error) {
+            auto self = weak.lock();
+            if (error || !self || !self->running || lookup->finished) return;
+            self->run_get(lookup);
+        });
+    }
+};
+
+DhtNode::DhtNode(asio::io_context& io, DatagramSender sender)
+    : impl_(std::make_shared<Impl>(io, std::move(sender))) {}
+
+DhtNode::~DhtNode() { stop(); }
+
+Status DhtNode::start(const DhtOptions& options) {
+    if (impl_->running) return fail("DHT already running");
+    ::dht::DhtRunner::Config config;
+    config.threaded = true;
+    config.dht_config.node_config.network = options.network_id;
+
+    ::dht::DhtRunner::Context context;
+    context.logger = make_spdlog_logger();
+    auto socket = std::make_unique<SharedPortSocket>(impl_->sender, options.local_endpoint);
+    impl_->socket = socket.get();
+    context.sock = std::move(socket);
+    try {
+        impl_->runner.run(config, std::move(context));
+    } catch (const std::exception& error) {
+        impl_->socket = nullptr;
+        return fail(std::string("cannot start OpenDHT: ") + error.what());
+    }
+    impl_->runner.registerType(record_value_type());
+    impl_->running = true;
+    impl_->resolver = std::make_unique<asio::ip::udp::resolver>(impl_->io);
+    impl_->bootstrap_entries = options.bootstrap;
+    impl_->bootstrap_tick();
+    return success();
+}
+
+void DhtNode::stop() {
+    if (!impl_->running) return;
+    impl_->running = false;
+    impl_->bootstrap_timer.cancel();
+    if (impl_->resolver) impl_->resolver->cancel();
+    impl_->runner.join();
+    impl_->socket = nullptr;
+}
+
+void DhtNode::deliver(std::span<const std::uint8_t> datagram, const Endpoint& from) {
+    if (impl_->running && impl_->socket) impl_->socket->deliver(datagram, from);
+}
+
+void DhtNode::publish(const identity::IdentityRecord& record, std::vector<std::uint8_t> signed_record) {
+    if (!impl_->running) return;
+    withdraw();
+    impl_->announced = Announcement{
+        record_key(record.owner),
+        std::make_shared<::dht::Value>(kRecordValueTypeId, std::move(signed_record), record_value_id(record.sequence))};
+    impl_->put_announced();
+}
+
+void DhtNode::withdraw() {
+    if (impl_->running && impl_->announced) impl_->runner.cancelPut(impl_->announced->key, impl_->announced->value->id);
+    impl_->announced.reset();
+    impl_->put_retry_timer.cancel();
+}
+
+void DhtNode::lookup(const identity::PeerId& peer, std::chrono::milliseconds timeout, LookupCallback done) {
+    auto lookup = std::make_shared<Lookup>();
+    lookup->peer = peer;
+    lookup->done = std::move(done);
+    lookup->deadline = std::chrono::steady_clock::now() + timeout;
+    lookup->deadline_timer = std::make_unique<asio::steady_timer>(impl_->io, timeout);
+    if (!impl_->running) {
+        asio::post(impl_->io, [lookup] { lookup->done(fail("DHT is not running")); });
+        return;
+    }
+    lookup->deadline_timer->async_wait(
+        [weak = std::weak_ptr<Impl>(impl_), lookup](const asio::error_code& error) {
+            if (error) return;
+            if (auto self = weak.lock()) self->finish(lookup);
+        });
+    impl_->run_get(lookup);
+}
+
+DhtHealth DhtNode::health() const {
+    DhtHealth health;
+    if (!impl_->running) return health;
+    const auto stats = impl_->runner.getNodesStats(AF_INET);
+    health.good_nodes = stats.good_nodes;
+    health.dubious_nodes = stats.dubious_nodes;
+    for (const auto& address : impl_->runner.getPublicAddress(AF_INET)) {
+        auto endpoint = Endpoint::from_sockaddr(address.get(), address.getLength());
+        if (endpoint) health.public_addresses.push_back(endpoint->address_string());
+    }
+    return health;
+}
+
+LookupStats DhtNode::lookup_stats() const { return LookupStats{impl_->records_rejected.load()}; }
+
+std::string record_key_hex(const identity::PeerId& owner) { return record_key(owner).toString(); }
+
+}  // namespace keyhole::dht

@@ -1,0 +1,45 @@
+// Keeps our signed identity record in the DHT: signs it with a sequence
+// number that only goes up (persisted in the state dir, so restarts raise it
+// too), publishes it, and re-signs it at half its lifetime.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "keyhole/dht/dht_node.h"
+#include "keyhole/identity/key_pair.h"
+#include "keyhole/identity/record.h"
+#include "keyhole/result.h"
+
+namespace keyhole::node {
+
+class RecordPublisher {
+public:
+    RecordPublisher(asio::io_context& io, dht::DhtNode& dht, const identity::KeyPair& key,
+                    std::filesystem::path sequence_file, std::chrono::seconds lifetime);
+
+    Status start();
+    // Withdraws the record from our announce list; storing nodes let it expire.
+    void stop();
+
+    std::uint64_t sequence() const { return current_.sequence; }
+    bool published() const { return published_; }
+
+private:
+    Status publish_new_sequence();
+    void schedule_refresh();
+
+    asio::steady_timer refresh_timer_;
+    dht::DhtNode& dht_;
+    const identity::KeyPair& key_;
+    std::filesystem::path sequence_file_;
+    std::chrono::seconds lifetime_;
+    identity::IdentityRecord current_;
+    bool published_ = false;
+};
+
+}  // namespace keyhole::node

@@ -1,0 +1,201 @@
+#include "commands.h"
+
+#include <ctime>
+
+#include "keyhole/identity/peer_id.h"
+
+namespace keyhole::cli {
+
+namespace {
+
+using nlohmann::json;
+
+std::string dump_text(const json& value, int indent = -1) {
+    // Results may carry peers' text; bad UTF-8 is shown, not thrown.
+    return value.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
+// Human output reads fields defensively: an unexpected shape from the daemon
+// is printed as-is rather than crashing the CLI.
+const json& field(const json& object, const char* name) {
+    static const json missing;
+    if (!object.is_object()) return missing;
+    auto found = object.find(name);
+    return found == object.end() ? missing : *found;
+}
+
+std::string plain(const json& value, std::string_view when_null = "none") {
+    if (value.is_null()) return std::string(when_null);
+    if (value.is_string()) return value.get<std::string>();
+    return dump_text(value);
+}
+
+// Relays come as {"id", "endpoint"} objects; shown as "ENDPOINT (ID)".
+std::string relay_text(const json& relay) {
+    const json& endpoint = field(relay, "endpoint");
+    const json& id = field(relay, "id");
+    if (endpoint.is_string() && id.is_string()) {
+        return endpoint.get<std::string>() + " (" + id.get<std::string>() + ")";
+    }
+    return plain(relay);
+}
+
+std::string list_text(
+    const json& value, const std::function<std::string(const json&)>& item_text =
+                           [](const json& item) { return plain(item); }) {
+    if (!value.is_array()) return plain(value);
+    if (value.empty()) return "none";
+    std::string text;
+    for (const auto& item : value) {
+        if (!text.empty()) text += ", ";
+        text += item_text(item);
+    }
+    return text;
+}
+
+// "1700000000 (2023-11-14T22:13:20Z)"
+std::string unix_time_text(const json& value) {
+    if (!value.is_number_integer()) return plain(value);
+    auto seconds = static_cast<std::time_t>(value.get<std::int64_t>());
+    std::tm utc{};
+    char iso[32];
+    if (!gmtime_r(&seconds, &utc) ||
+        std::strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &utc) == 0) {
+        return std::to_string(seconds);
+    }
+    return std::to_string(seconds) + " (" + iso + ")";
+}
+
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+// "key:  value" lines with the values lined up.
+void print_fields(std::ostream& out, const Fields& fields) {
+    std::size_t width = 0;
+    for (const auto& [key, value] : fields) width = std::max(width, key.size());
+    for (const auto& [key, value] : fields) {
+        out << key << ':' << std::string(width - key.size() + 1, ' ') << value << '\n';
+    }
+}
+
+std::function<Result<json>(const std::vector<std::string>&)> without_arguments(std::string name) {
+    return [name](const std::vector<std::string>& arguments) -> Result<json> {
+        if (!arguments.empty()) {
+            return fail(name + " takes no arguments (usage: keyhole " + name + ")");
+        }
+        return json{{"cmd", name}};
+    };
+}
+
+// ---------------------------------------------------------------------------
+// id
+
+void print_id(const json& result, std::ostream& out) {
+    out << plain(field(result, "id")) << '\n';
+}
+
+// ---------------------------------------------------------------------------
+// status
+
+void print_status(const json& result, std::ostream& out) {
+    std::string dht_nodes = plain(field(result, "dht_nodes"));
+    if (const json& dubious = field(result, "dht_nodes_dubious");
+        dubious.is_number_integer() && dubious.get<std::int64_t>() > 0) {
+        dht_nodes += " (" + dump_text(dubious) + " dubious)";
+    }
+    print_fields(out, {
+                          {"id", plain(field(result, "id"))},
+                          {"mode", plain(field(result, "mode"))},
+                          {"dht_nodes", dht_nodes},
+                          {"public_endpoint", plain(field(result, "public_endpoint"), "unknown")},
+                          {"public_addresses", list_text(field(result, "public_addresses"))},
+                          {"nat", plain(field(result, "nat"), "unknown")},
+                          {"relays", list_text(field(result, "relays"), relay_text)},
+                          {"sessions", plain(field(result, "sessions"))},
+                          {"uptime_s", plain(field(result, "uptime_s"))},
+                          {"record_sequence", plain(field(result, "record_sequence"))},
+                      });
+}
+
+// ---------------------------------------------------------------------------
+// lookup
+
+Result<json> build_lookup(const std::vector<std::string>& arguments) {
+    if (arguments.size() != 1) return fail("lookup takes one ID (usage: keyhole lookup ID)");
+    // Checked here so a typo is caught by its checksum, without a DHT round trip.
+    auto id = identity::PeerId::parse(arguments[0]);
+    if (!id) return fail(id.error());
+    return json{{"cmd", "lookup"}, {"peer", id->to_text()}};
+}
+
+void print_lookup(const json& result, std::ostream& out) {
+    print_fields(out, {
+                          {"id", plain(field(result, "id"))},
+                          {"sequence", plain(field(result, "sequence"))},
+                          {"expires", unix_time_text(field(result, "expires_unix_s"))},
+                          {"capabilities", list_text(field(result, "capabilities"))},
+                          {"nat", plain(field(result, "nat"), "unknown")},
+                          {"relays", list_text(field(result, "relays"), relay_text)},
+                      });
+}
+
+std::optional<std::string> explain_lookup_error(const ControlResponse& response,
+                                                const std::vector<std::string>& arguments) {
+    if (response.error_code != "not_found" || arguments.empty()) return std::nullopt;
+    auto id = identity::PeerId::parse(arguments[0]);
+    return (id ? id->to_text() : arguments[0]) + " not found in the DHT";
+}
+
+}  // namespace
+
+const std::vector<Command>& command_table() {
+    static const std::vector<Command> commands = {
+        {"id", "", "print this node's ID", without_arguments("id"), print_id, nullptr},
+        {"status", "", "show the daemon's DHT, NAT and session state", without_arguments("status"),
+         print_status, nullptr},
+        {"lookup", "ID", "look an ID's signed record up in the DHT", build_lookup, print_lookup,
+         explain_lookup_error},
+    };
+    return commands;
+}
+
+const Command* find_command(std::string_view name) {
+    for (const auto& command : command_table()) {
+        if (command.name == name) return &command;
+    }
+    return nullptr;
+}
+
+int run_command(const Command& command, const Invocation& invocation, std::ostream& out,
+                std::ostream& err) {
+    auto request = command.build_request(invocation.arguments);
+    if (!request) {
+        err << "keyhole: " << request.error() << '\n';
+        return kExitUsage;
+    }
+    auto client = ControlClient::connect(invocation.socket_path, invocation.timeout);
+    if (!client) {
+        err << "keyhole: " << client.error() << '\n';
+        return kExitFailure;
+    }
+    auto response = client->call(std::move(*request));
+    if (!response) {
+        err << "keyhole: " << response.error() << '\n';
+        return kExitFailure;
+    }
+    if (!response->ok) {
+        std::optional<std::string> explained;
+        if (command.explain_error) {
+            explained = command.explain_error(*response, invocation.arguments);
+        }
+        err << "keyhole: " << explained.value_or(response->error_message) << '\n';
+        return kExitFailure;
+    }
+    if (invocation.json_output) {
+        out << dump_text(response->result, 2) << '\n';
+    } else {
+        command.print_result(response->result, out);
+    }
+    return out ? kExitSuccess : kExitFailure;
+}
+
+}  // namespace keyhole::cli
