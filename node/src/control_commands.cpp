@@ -12,6 +12,10 @@ namespace {
 using json = nlohmann::json;
 using Handler = void (*)(DaemonState&, const ControlRequest&, ControlReply&);
 
+double elapsed_ms(std::chrono::steady_clock::time_point since) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since).count();
+}
+
 const char* mode_name(const DaemonConfig& config) {
     if (config.bootstrap_only) return "bootstrap";
     if (config.relay) return "relay";
@@ -69,8 +73,9 @@ void command_lookup(DaemonState& state, const ControlRequest& request, ControlRe
         return;
     }
     const auto timeout = std::chrono::seconds(state.config.lookup_timeout_s);
+    const auto started = std::chrono::steady_clock::now();
     state.dht.lookup(peer.value(), timeout,
-                     [id = request.id, reply, peer_text = peer->to_text()](Result<identity::IdentityRecord> found) {
+                     [id = request.id, reply, peer_text = peer->to_text(), started](Result<identity::IdentityRecord> found) {
                          if (!found) {
                              reply(make_error_reply(id, error_code::not_found,
                                                     peer_text + " not found in the DHT (" + found.error() + ")"));
@@ -84,7 +89,8 @@ void command_lookup(DaemonState& state, const ControlRequest& request, ControlRe
                                                       {"expires_unix_s", found->expires_unix_s},
                                                       {"capabilities", capability_names(found->capabilities)},
                                                       {"nat", identity::to_string(found->nat)},
-                                                      {"relays", relays}}));
+                                                      {"relays", relays},
+                                                      {"elapsed_ms", elapsed_ms(started)}}));
                      });
 }
 

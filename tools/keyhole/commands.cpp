@@ -145,6 +145,18 @@ std::optional<std::string> explain_lookup_error(const ControlResponse& response,
     return (id ? id->to_text() : arguments[0]) + " not found in the DHT";
 }
 
+// ---------------------------------------------------------------------------
+// request: one raw control request, for scripts and for testing the protocol
+
+Result<json> build_raw_request(const std::vector<std::string>& arguments) {
+    if (arguments.size() != 1) return fail("request takes one JSON object (usage: keyhole request '{\"cmd\":\"status\"}')");
+    json request = json::parse(arguments[0], nullptr, /*allow_exceptions=*/false);
+    if (!request.is_object()) return fail("request must be a JSON object");
+    return request;
+}
+
+void print_raw_result(const json& result, std::ostream& out) { out << dump_text(result, 2) << '\n'; }
+
 }  // namespace
 
 const std::vector<Command>& command_table() {
@@ -154,6 +166,8 @@ const std::vector<Command>& command_table() {
          print_status, nullptr},
         {"lookup", "ID", "look an ID's signed record up in the DHT", build_lookup, print_lookup,
          explain_lookup_error},
+        {"request", "JSON", "send one raw control request and print the result", build_raw_request,
+         print_raw_result, nullptr},
     };
     return commands;
 }
