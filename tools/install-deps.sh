@@ -11,6 +11,12 @@ packages=(
   dhtnode iproute2 nftables conntrack procps
 )
 
+# The Noise interop test runs an independent implementation on Node.js; a
+# machine that already has node and npm (from anywhere) keeps its own.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
+
 missing=()
 for package in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)

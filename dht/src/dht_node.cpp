@@ -82,6 +82,7 @@ struct DhtNode::Impl : std::enable_shared_from_this<DhtNode::Impl> {
     asio::steady_timer put_retry_timer;
     std::chrono::seconds put_backoff = kFirstPutRetry;
     bool last_put_failed = false;
+    bool announced_stored = false;
 
     // Crossing from OpenDHT's thread to ours: every OpenDHT callback goes through here.
     template <typename F>
@@ -163,6 +164,7 @@ struct DhtNode::Impl : std::enable_shared_from_this<DhtNode::Impl> {
 
     void put_finished(bool ok, ::dht::Value::Id value_id) {
         if (!announced || announced->value->id != value_id) return;  // superseded meanwhile
+        announced_stored = ok;
         if (ok) {
             spdlog::info("identity record stored in the DHT");
             last_put_failed = false;
@@ -188,6 +190,8 @@ struct DhtNode::Impl : std::enable_shared_from_this<DhtNode::Impl> {
         lookup->deadline_timer->cancel();
         if (lookup->best) {
             lookup->done(*lookup->best);
+        } else if (!lookup->last_rejection.empty()) {
+            lookup->done(fail("not found; a value there was rejected: " + lookup->last_rejection));
         } else {
             lookup->done(fail("not found"));
         }
@@ -288,11 +292,14 @@ void DhtNode::deliver(std::span<const std::uint8_t> datagram, const Endpoint& fr
 void DhtNode::publish(const identity::IdentityRecord& record, std::vector<std::uint8_t> signed_record) {
     if (!impl_->running) return;
     withdraw();
+    impl_->announced_stored = false;
     impl_->announced = Announcement{
         record_key(record.owner),
         std::make_shared<::dht::Value>(kRecordValueTypeId, std::move(signed_record), record_value_id(record.sequence))};
     impl_->put_announced();
 }
+
+bool DhtNode::record_stored() const { return impl_->announced && impl_->announced_stored; }
 
 void DhtNode::withdraw() {
     if (impl_->running && impl_->announced) impl_->runner.cancelPut(impl_->announced->key, impl_->announced->value->id);

@@ -480,7 +480,7 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
 
     if (result.config.state_dir.empty()) result.config.state_dir = default_state_dir();
     if (result.config.control_socket.empty()) {
-        result.config.control_socket = default_control_socket_path();
+        result.config.control_socket = per_user_control_socket_path();
     }
     return result;
 }
@@ -500,8 +500,9 @@ std::string usage_text() {
            "                         (replaces the config file's list)\n"
            "  --network N            OpenDHT network id (default 0, the public network)\n"
            "  --control PATH         control socket path (default: $KEYHOLE_SOCKET,\n"
-           "                         /run/keyhole/control.sock, $XDG_RUNTIME_DIR/keyhole/\n"
-           "                         control.sock or /tmp/keyhole-UID/control.sock)\n"
+           "                         $XDG_RUNTIME_DIR/keyhole/control.sock or\n"
+           "                         /tmp/keyhole-UID/control.sock; the system service\n"
+           "                         passes /run/keyhole/control.sock)\n"
            "  --control-group NAME   let this group use the control socket (mode 0660)\n"
            "  --relay                relay traffic for peers behind strict NATs\n"
            "  --bootstrap-only       only serve the DHT; no identity, no chat\n"
@@ -517,6 +518,13 @@ fs::path default_control_socket_path() {
     const fs::path system_socket = "/run/keyhole/control.sock";
     std::error_code ignored;
     if (fs::exists(system_socket, ignored)) return system_socket;
+    return per_user_control_socket_path();
+}
+
+fs::path per_user_control_socket_path() {
+    if (auto explicit_path = env_or_empty("KEYHOLE_SOCKET"); !explicit_path.empty()) {
+        return explicit_path;
+    }
     if (auto runtime = env_or_empty("XDG_RUNTIME_DIR"); !runtime.empty()) {
         return fs::path(runtime) / "keyhole" / "control.sock";
     }

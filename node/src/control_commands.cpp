@@ -54,7 +54,7 @@ void command_status(DaemonState& state, const ControlRequest& request, ControlRe
     result["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(
                              std::chrono::steady_clock::now() - state.started).count();
     result["record_sequence"] = state.publisher ? json(state.publisher->sequence()) : json(nullptr);
-    result["record_published"] = state.publisher && state.publisher->published();
+    result["record_published"] = state.publisher && state.publisher->published() && state.dht.record_stored();
     result["port"] = state.udp.local_endpoint().port();
     result["records_rejected"] = state.dht.lookup_stats().records_rejected;
     result["keyhole_packets_dropped"] = state.transport.stats().packets_dropped;
@@ -78,7 +78,8 @@ void command_lookup(DaemonState& state, const ControlRequest& request, ControlRe
                      [id = request.id, reply, peer_text = peer->to_text(), started](Result<identity::IdentityRecord> found) {
                          if (!found) {
                              reply(make_error_reply(id, error_code::not_found,
-                                                    peer_text + " not found in the DHT (" + found.error() + ")"));
+                                                    found.error() == "not found" ? peer_text + " not found in the DHT"
+                                                                          : peer_text + " " + found.error()));
                              return;
                          }
                          json relays = json::array();

@@ -77,15 +77,9 @@ int run_daemon(const DaemonConfig& config) {
     }
 
     std::optional<RecordPublisher> publisher;
-    if (key) {
+    if (key)
         publisher.emplace(io, dht, *key, config.state_dir / "record.seq",
                           std::chrono::seconds(config.record_lifetime_s));
-        if (auto started = publisher->start(); !started) {
-            spdlog::error("{}", started.error());
-            dht.stop();
-            return 1;
-        }
-    }
 
     DaemonState state{config, key, udp, dht, transport, publisher ? &*publisher : nullptr,
                       std::chrono::steady_clock::now()};
@@ -96,6 +90,15 @@ int run_daemon(const DaemonConfig& config) {
         spdlog::error("{}", started.error());
         dht.stop();
         return 1;
+    }
+    // Published only once nothing else can make start-up fail.
+    if (publisher) {
+        if (auto started = publisher->start(); !started) {
+            spdlog::error("{}", started.error());
+            control.stop();
+            dht.stop();
+            return 1;
+        }
     }
 
     spdlog::info("keyholed running: {} on UDP {}, control socket {}",

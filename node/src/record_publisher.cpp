@@ -12,6 +12,8 @@ namespace keyhole::node {
 
 namespace {
 
+constexpr std::chrono::seconds kRefreshRetry{30};
+
 std::uint64_t now_unix_s() { return static_cast<std::uint64_t>(std::time(nullptr)); }
 
 // The last sequence we signed; 0 if none (or the file is unreadable: the
@@ -34,7 +36,7 @@ RecordPublisher::RecordPublisher(asio::io_context& io, dht::DhtNode& dht, const 
 
 Status RecordPublisher::start() {
     auto status = publish_new_sequence();
-    if (status) schedule_refresh();
+    if (status) schedule_refresh(refresh_interval());
     return status;
 }
 
@@ -52,13 +54,18 @@ Status RecordPublisher::publish_new_sequence() {
     return success();
 }
 
-void RecordPublisher::schedule_refresh() {
-    refresh_timer_.expires_after(lifetime_ / 2);
+void RecordPublisher::schedule_refresh(std::chrono::seconds delay) {
+    refresh_timer_.expires_after(delay);
     refresh_timer_.async_wait([this](const asio::error_code& error) {
         if (error) return;
-        if (auto status = publish_new_sequence(); !status)
-            spdlog::error("cannot refresh identity record: {}", status.error());
-        schedule_refresh();
+        if (auto status = publish_new_sequence(); !status) {
+            // The old record stays valid for the other half of its lifetime: retry well before then.
+            spdlog::error("cannot refresh identity record: {}; retrying in {} s", status.error(),
+                          kRefreshRetry.count());
+            schedule_refresh(kRefreshRetry);
+            return;
+        }
+        schedule_refresh(refresh_interval());
     });
 }
 

@@ -56,9 +56,16 @@ let split = null
 let handshakeHash = null
 let remoteStatic = null
 
-function finish (result) {
+// noise-protocol 3.0.2 returns {tx, rx} by who sent the last handshake
+// message (the writer gets tx = c1), not by role. The spec (section 5.2,
+// Split) says c1 carries initiator -> responder, which is also what the
+// cacophony vectors check, so for IK both sides' tx/rx come back swapped.
+// Reorder them by role here; the keys themselves are unchanged.
+function finish (result, wroteLast) {
   if (result == null) return
-  split = result
+  const c1 = wroteLast ? result.tx : result.rx
+  const c2 = wroteLast ? result.rx : result.tx
+  split = role === 'initiator' ? { tx: c1, rx: c2 } : { tx: c2, rx: c1 }
   handshakeHash = Buffer.alloc(64)
   symmetricState.getHandshakeHash(state.symmetricState, handshakeHash)
   remoteStatic = Buffer.from(state.rs)
@@ -70,12 +77,12 @@ function run (command, hex) {
   switch (command) {
     case 'write': {
       const out = Buffer.alloc(65535)
-      finish(noise.writeMessage(state, data, out))
+      finish(noise.writeMessage(state, data, out), true)
       return out.subarray(0, noise.writeMessage.bytes)
     }
     case 'read': {
       const out = Buffer.alloc(65535)
-      finish(noise.readMessage(state, data, out))
+      finish(noise.readMessage(state, data, out), false)
       if (remoteStatic == null && state.rs != null) remoteStatic = Buffer.from(state.rs)
       return out.subarray(0, noise.readMessage.bytes)
     }

@@ -2,8 +2,10 @@
 // 5.3 and pattern IK in section 7.5), and the Initiator / Responder roles.
 #include <sodium.h>
 
+#include <algorithm>
 #include <array>
 #include <string>
+#include <utility>
 
 #include "keyhole/transport/noise.h"
 
@@ -64,25 +66,36 @@ Result<Bytes> HandshakeState::fail_handshake(std::string message) {
     fixed_e_.reset();
     re_.reset();
     if (!initiator_) rs_.reset();  // never expose a key that was not authenticated
+    // Inner errors carry their own "noise: " prefix; keep one at the front.
+    for (auto at = message.find("noise: "); at != std::string::npos; at = message.find("noise: "))
+        message.erase(at, 7);
     return fail("noise: " + message);
 }
 
 // ee, es, se, ss: MixKey(DH(...)) with the keys the spec assigns to our role.
 Status HandshakeState::mix_dh(Token token) {
+    const KeyPair* ephemeral = e_ ? &*e_ : nullptr;
     const KeyPair* local = nullptr;
     const std::optional<PublicKey>* remote = nullptr;
     switch (token) {
-        case Token::ee: local = e_ ? &*e_ : nullptr; remote = &re_; break;
-        case Token::es:
-            if (initiator_) { local = e_ ? &*e_ : nullptr; remote = &rs_; }
-            else { local = &s_; remote = &re_; }
+        case Token::ee:
+            local = ephemeral;
+            remote = &re_;
             break;
-        case Token::se:
-            if (initiator_) { local = &s_; remote = &re_; }
-            else { local = e_ ? &*e_ : nullptr; remote = &rs_; }
+        case Token::es:  // initiator's e with responder's s
+            local = initiator_ ? ephemeral : &s_;
+            remote = initiator_ ? &rs_ : &re_;
             break;
-        case Token::ss: local = &s_; remote = &rs_; break;
-        default: return fail("noise: not a DH token");
+        case Token::se:  // initiator's s with responder's e
+            local = initiator_ ? &s_ : ephemeral;
+            remote = initiator_ ? &re_ : &rs_;
+            break;
+        case Token::ss:
+            local = &s_;
+            remote = &rs_;
+            break;
+        default:
+            return fail("noise: not a DH token");
     }
     if (local == nullptr || !remote->has_value()) return fail("noise: DH key missing");
 

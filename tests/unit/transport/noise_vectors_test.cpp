@@ -23,6 +23,7 @@ namespace {
 
 Bytes from_hex(const std::string& hex) {
     Bytes out(hex.size() / 2);
+    if (hex.empty()) return out;
     std::size_t written = 0;
     if (hex.size() % 2 != 0 ||
         sodium_hex2bin(out.data(), out.size(), hex.data(), hex.size(), nullptr, &written,

@@ -52,7 +52,7 @@ public:
     DhtNode& operator=(const DhtNode&) = delete;
 
     Status start(const DhtOptions& options);
-    // Graceful: waits for OpenDHT's thread to finish. No callback runs after it.
+    // Stops OpenDHT and waits for its thread (DhtRunner::join). No callback runs after it.
     void stop();
 
     // Hands in a datagram from the shared port that is not a keyhole packet.
@@ -63,6 +63,8 @@ public:
     void publish(const identity::IdentityRecord& record, std::vector<std::uint8_t> signed_record);
     // Stops refreshing our record; storing nodes drop it when it expires.
     void withdraw();
+    // True once the DHT confirmed storing the record last given to publish().
+    bool record_stored() const;
 
     // Finds the verified record with the highest sequence, or an error
     // "not found" after at most `timeout`.

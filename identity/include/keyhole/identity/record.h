@@ -54,7 +54,7 @@ std::vector<std::uint8_t> encode_signed(const IdentityRecord& record, const KeyP
 
 // Decodes and verifies bytes found in the DHT under `expected_owner`'s key.
 // Rejects oversize input, malformed msgpack, trailing bytes, unknown version,
-// an owner other than expected_owner, a bad signature, and an expiry at or
+// a bad signature, an owner other than expected_owner, and an expiry at or
 // before now_unix_s. The error says which.
 Result<IdentityRecord> decode_verified(std::span<const std::uint8_t> bytes,
                                        const PeerId& expected_owner,

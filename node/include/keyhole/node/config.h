@@ -20,7 +20,7 @@ struct DaemonConfig {
     // public network's bootstrap; a bare `keyholed` contacts nobody it was not told of.
     std::vector<std::string> bootstrap;
     std::uint32_t dht_network = 0;         // OpenDHT network id; 0 is the public network
-    std::filesystem::path control_socket;  // default: default_control_socket_path()
+    std::filesystem::path control_socket;  // default: per_user_control_socket_path()
     std::string control_group;             // empty: socket mode 0600; else 0660 with this group
     bool relay = false;
     bool bootstrap_only = false;
@@ -45,9 +45,13 @@ struct CommandLine {
 Result<CommandLine> parse_command_line(int argc, const char* const* argv);
 std::string usage_text();
 
-// $KEYHOLE_SOCKET, else /run/keyhole/control.sock if that exists (the system
-// service), else $XDG_RUNTIME_DIR/keyhole/control.sock, else /tmp/keyhole-<uid>/control.sock.
+// Where the client looks: $KEYHOLE_SOCKET, else /run/keyhole/control.sock if
+// that exists (the system service), else per_user_control_socket_path().
 std::filesystem::path default_control_socket_path();
+// Where a daemon listens unless told: $KEYHOLE_SOCKET, else
+// $XDG_RUNTIME_DIR/keyhole/control.sock, else /tmp/keyhole-<uid>/control.sock.
+// Never the service's path, so a user's daemon does not collide with it.
+std::filesystem::path per_user_control_socket_path();
 // $XDG_STATE_HOME/keyhole, else ~/.local/state/keyhole.
 std::filesystem::path default_state_dir();
 

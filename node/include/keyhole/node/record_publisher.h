@@ -31,7 +31,8 @@ public:
 
 private:
     Status publish_new_sequence();
-    void schedule_refresh();
+    void schedule_refresh(std::chrono::seconds delay);
+    std::chrono::seconds refresh_interval() const { return lifetime_ / 2; }
 
     asio::steady_timer refresh_timer_;
     dht::DhtNode& dht_;

@@ -177,12 +177,15 @@ class HandshakeState {
 public:
     enum class Token : std::uint8_t { e, s, ee, es, se, ss };
 
+    // rs: the responder's static key, required for the initiator and ignored
+    // for the responder. fixed_e: deterministic tests only.
     HandshakeState(bool initiator, std::span<const std::uint8_t> prologue, const KeyPair& s,
                    std::optional<PublicKey> rs, std::optional<KeyPair> fixed_e);
     HandshakeState(HandshakeState&&) noexcept = default;
     HandshakeState& operator=(HandshakeState&&) noexcept = default;
 
-    // Process the next message pattern. A failure poisons the state.
+    // Process the next message pattern. A failure while processing poisons
+    // the state for good; a call out of turn or an oversized payload does not.
     Result<Bytes> write_message(std::span<const std::uint8_t> payload);
     Result<Bytes> read_message(std::span<const std::uint8_t> message);
     // After the last message: the two CipherStates ordered for our role.
