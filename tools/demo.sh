@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The keyhole demo: a local network on loopback of one bootstrap node and two
-# daemons, Alice and Bob, who find each other by public-key ID alone.
+# daemons, Alice and Bob, who find each other by public-key ID alone and chat.
 # Installs what is missing, builds, runs, explains, and cleans up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,5 +39,24 @@ say "5. A mistyped ID is caught by its checksum before any lookup happens."
 typo="${bob:0:5}$([[ ${bob:5:1} == a ]] && echo b || echo a)${bob:6}"
 echo "   \$ keyhole lookup $typo"
 kh alice lookup "$typo" 2>&1 | sed 's/^/   /' || true
+
+say "6. Alice sends Bob a message by his ID. It is stored in her outbox before the command returns;"
+echo "   her daemon then makes a Noise IK handshake with Bob's through his DHT inbox, punches a"
+echo "   direct UDP path, and waits for Bob's daemon to acknowledge the message (stored in his inbox)."
+echo "   \$ keyhole send $bob 'Hi Bob, it is Alice.' --wait"
+started=$(date +%s%N)
+kh alice send "$bob" "Hi Bob, it is Alice." --wait=30 >/dev/null
+echo "   delivered and acknowledged after $(( ($(date +%s%N) - started) / 1000000 )) ms (lookup, handshake, punch and delivery included)"
+
+say "7. Bob reads his inbox and answers."
+kh bob inbox | sed 's/^/   /'
+kh bob send "$alice" "Hello Alice! Got it, end to end encrypted." --wait=30 >/dev/null
+kh alice inbox | sed 's/^/   /'
+
+say "8. The session between them: path type, endpoint, round-trip time."
+kh alice peers | sed 's/^/   /'
+
+say "9. Alice's side of the conversation (✓ = Bob's daemon acknowledged it):"
+kh alice history "$bob" | sed 's/^/   /'
 
 say "Done. Stopping the three daemons and removing their temporary state."

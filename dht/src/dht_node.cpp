@@ -3,6 +3,7 @@
 #include <atomic>
 #include <ctime>
 #include <optional>
+#include <set>
 
 #include <asio/ip/udp.hpp>
 #include <asio/post.hpp>
@@ -269,6 +270,7 @@ Status DhtNode::start(const DhtOptions& options) {
         return fail(std::string("cannot start OpenDHT: ") + error.what());
     }
     impl_->runner.registerType(record_value_type());
+    impl_->runner.registerType(inbox_value_type());
     impl_->running = true;
     impl_->resolver = std::make_unique<asio::ip::udp::resolver>(impl_->io);
     impl_->bootstrap_entries = options.bootstrap;
@@ -323,6 +325,45 @@ void DhtNode::lookup(const identity::PeerId& peer, std::chrono::milliseconds tim
             if (auto self = weak.lock()) self->finish(lookup);
         });
     impl_->run_get(lookup);
+}
+
+void DhtNode::listen_inbox(const identity::PeerId& owner, InboxCallback on_message) {
+    if (!impl_->running) return;
+    // OpenDHT reports a stored value again on re-listen; pass each value id on once.
+    auto seen = std::make_shared<std::set<::dht::Value::Id>>();
+    impl_->runner.listen(
+        inbox_key(owner),
+        [weak = std::weak_ptr<Impl>(impl_), on_message = std::move(on_message), seen](
+            const std::vector<std::shared_ptr<::dht::Value>>& values, bool expired) {
+            if (expired) return true;
+            std::vector<std::pair<::dht::Value::Id, std::vector<std::uint8_t>>> messages;
+            for (const auto& value : values)
+                if (value && value->type == kInboxValueTypeId && value->data.size() <= kMaxInboxMessage)
+                    messages.emplace_back(value->id, value->data);
+            if (auto self = weak.lock())
+                self->post_to_loop([on_message, seen, messages = std::move(messages)](Impl&) {
+                    for (const auto& [id, data] : messages)
+                        if (seen->insert(id).second) on_message(data);
+                });
+            return true;
+        });
+}
+
+void DhtNode::send_to_inbox(const identity::PeerId& owner, std::vector<std::uint8_t> message) {
+    if (!impl_->running || message.size() > kMaxInboxMessage) return;
+    auto value = std::make_shared<::dht::Value>(kInboxValueTypeId, std::move(message));
+    impl_->runner.put(inbox_key(owner), value, [](bool) {}, ::dht::time_point::max(), /*permanent=*/false);
+}
+
+std::vector<Endpoint> DhtNode::known_nodes(std::size_t limit) const {
+    std::vector<Endpoint> nodes;
+    if (!impl_->running) return nodes;
+    for (const auto& node : impl_->runner.exportNodes()) {
+        if (nodes.size() >= limit) break;
+        auto endpoint = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&node.ss), node.sslen);
+        if (endpoint && endpoint->port() != 0) nodes.push_back(endpoint.value());
+    }
+    return nodes;
 }
 
 DhtHealth DhtNode::health() const {

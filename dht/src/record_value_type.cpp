@@ -45,6 +45,23 @@ bool edit_policy(::dht::InfoHash key, const std::shared_ptr<::dht::Value>& old_v
     return sequence == 0 ? 1 : sequence;  // 0 would mean "assign a random id"
 }
 
+::dht::InfoHash inbox_key(const identity::PeerId& owner) {
+    return ::dht::InfoHash::get("keyhole/v1/inbox/" + owner.to_hex());
+}
+
+const ::dht::ValueType& inbox_value_type() {
+    // Whatever is in there is verified by the owner (it must be a Noise
+    // message to it); storing nodes only bound the size.
+    static const ::dht::ValueType type(
+        kInboxValueTypeId, "keyhole inbox message", std::chrono::minutes(2),
+        [](::dht::InfoHash, std::shared_ptr<::dht::Value>& value, const ::dht::InfoHash&, const ::dht::SockAddr&) {
+            return value && value->data.size() <= 1024;
+        },
+        [](::dht::InfoHash, const std::shared_ptr<::dht::Value>&, std::shared_ptr<::dht::Value>&,
+           const ::dht::InfoHash&, const ::dht::SockAddr&) { return false; });
+    return type;
+}
+
 const ::dht::ValueType& record_value_type() {
     static const ::dht::ValueType type(kRecordValueTypeId, "keyhole identity record",
                                        kRecordStorageLifetime, store_policy, edit_policy);

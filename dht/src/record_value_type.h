@@ -25,4 +25,9 @@ constexpr auto kRecordStorageLifetime = std::chrono::minutes(10);
 
 const ::dht::ValueType& record_value_type();
 
+// Inbox values: opaque, small, short-lived. 'K' 'I'.
+constexpr ::dht::ValueType::Id kInboxValueTypeId = 0x4b49;
+::dht::InfoHash inbox_key(const identity::PeerId& owner);
+const ::dht::ValueType& inbox_value_type();
+
 }  // namespace keyhole::dht

@@ -1,9 +1,13 @@
 #include "control_commands.h"
 
+#include <algorithm>
 #include <map>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
+
+#include "peer_event.h"
 
 namespace keyhole::node {
 
@@ -47,10 +51,21 @@ void command_status(DaemonState& state, const ControlRequest& request, ControlRe
     result["public_addresses"] = health.public_addresses;
     // OpenDHT reports our public IP without the NAT-mapped port; until keyhole
     // nodes echo the port, the endpoint is only known when there is no NAT.
-    result["public_endpoint"] = nullptr;
+    const auto public_endpoint = state.peers ? state.peers->public_endpoint() : std::nullopt;
+    result["public_endpoint"] = public_endpoint ? json(public_endpoint->to_string()) : json(nullptr);
     result["nat"] = identity::to_string(identity::NatClass::unknown);
     result["relays"] = json::array();
-    result["sessions"] = 0;
+    result["sessions"] = state.peers ? state.peers->sessions_up() : 0;
+    if (state.peers) {
+        const auto& stats = state.peers->stats();
+        result["strangers_ignored"] = stats.strangers_ignored;
+        result["handshakes_rejected"] = stats.handshakes_rejected;
+        result["frames_rejected"] = stats.frames_rejected;
+        result["queued_messages"] = 0;
+        std::size_t queued = 0;
+        for (const auto& peer : state.store->peers_with_pending()) queued += state.store->pending_outgoing(peer).size();
+        result["queued_messages"] = queued;
+    }
     result["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(
                              std::chrono::steady_clock::now() - state.started).count();
     result["record_sequence"] = state.publisher ? json(state.publisher->sequence()) : json(nullptr);
@@ -95,11 +110,180 @@ void command_lookup(DaemonState& state, const ControlRequest& request, ControlRe
                      });
 }
 
+// --- chat commands: need a chat identity -----------------------------------
+
+bool chat_available(DaemonState& state, const ControlRequest& request, ControlReply& reply) {
+    if (state.store && state.peers && state.delivery) return true;
+    reply(make_error_reply(request.id, error_code::unavailable, "a bootstrap-only node does not chat"));
+    return false;
+}
+
+std::optional<identity::PeerId> peer_argument(const ControlRequest& request, ControlReply& reply) {
+    auto text = string_argument(request, "peer");
+    if (auto* error = std::get_if<ControlError>(&text)) {
+        reply(make_error_reply(*error));
+        return std::nullopt;
+    }
+    auto peer = identity::PeerId::parse(std::get<std::string>(text));
+    if (!peer) {
+        reply(make_error_reply(request.id, error_code::bad_argument, peer.error()));
+        return std::nullopt;
+    }
+    return peer.value();
+}
+
+std::int64_t integer_argument(const ControlRequest& request, const char* name, std::int64_t fallback,
+                              std::int64_t low, std::int64_t high) {
+    const auto found = request.body.find(name);
+    if (found == request.body.end() || !found->is_number_integer()) return fallback;
+    return std::clamp(found->get<std::int64_t>(), low, high);
+}
+
+json message_json(const StoredMessage& message) {
+    json result{{"row", message.row},
+                {"message_id", message.message_id},
+                {"sequence", message.sequence},
+                {"text", message.text},
+                {"sent_unix_ms", message.sent_unix_ms},
+                {"stored_unix_ms", message.stored_unix_ms}};
+    if (message.direction == MessageDirection::incoming) {
+        result["from"] = message.peer.to_text();
+        result["direction"] = "in";
+    } else {
+        result["to"] = message.peer.to_text();
+        result["direction"] = "out";
+        result["delivered"] = message.delivered;
+    }
+    return result;
+}
+
+void command_send(DaemonState& state, const ControlRequest& request, ControlReply& reply) {
+    if (!chat_available(state, request, reply)) return;
+    auto peer = peer_argument(request, reply);
+    if (!peer) return;
+    auto text = string_argument(request, "text");
+    if (auto* error = std::get_if<ControlError>(&text)) {
+        reply(make_error_reply(*error));
+        return;
+    }
+    if (*peer == state.key->id()) {
+        reply(make_error_reply(request.id, error_code::bad_argument, "cannot send a message to yourself"));
+        return;
+    }
+    const auto started = std::chrono::steady_clock::now();
+    auto stored = state.delivery->send(*peer, std::get<std::string>(text));
+    if (!stored) {
+        reply(make_error_reply(request.id, error_code::bad_argument, stored.error()));
+        return;
+    }
+    const auto wait = request.body.find("wait_s");
+    if (wait == request.body.end() || !wait->is_number()) {
+        reply(make_ok_reply(request.id, json{{"message_id", stored->message_id},
+                                             {"sequence", stored->sequence},
+                                             {"queued", true}}));
+        return;
+    }
+    const double wait_s = std::clamp(wait->get<double>(), 0.0, 3600.0);
+    state.delivery->wait_for_delivery(
+        stored->message_id, std::chrono::milliseconds(static_cast<std::int64_t>(wait_s * 1000)),
+        [id = request.id, reply, message_id = stored->message_id, sequence = stored->sequence, started,
+         wait_s](bool delivered) {
+            if (!delivered) {
+                reply(make_error_reply(id, "timeout",
+                                       "not delivered within " + std::to_string(static_cast<int>(wait_s)) +
+                                           " s; it stays queued and will be retried"));
+                return;
+            }
+            reply(make_ok_reply(id, json{{"message_id", message_id},
+                                         {"sequence", sequence},
+                                         {"delivered", true},
+                                         {"path", "direct"},
+                                         {"elapsed_ms", elapsed_ms(started)}}));
+        });
+}
+
+void command_inbox(DaemonState& state, const ControlRequest& request, ControlReply& reply) {
+    if (!chat_available(state, request, reply)) return;
+    const auto after = integer_argument(request, "after_row", 0, 0, INT64_MAX);
+    const auto limit = integer_argument(request, "limit", 1000, 1, 100000);
+    json messages = json::array();
+    std::int64_t last_row = after;
+    for (const auto& message : state.store->inbox(after, static_cast<std::size_t>(limit))) {
+        messages.push_back(message_json(message));
+        last_row = std::max(last_row, message.row);
+    }
+    reply(make_ok_reply(request.id, json{{"messages", messages}, {"last_row", last_row}}));
+}
+
+void command_history(DaemonState& state, const ControlRequest& request, ControlReply& reply) {
+    if (!chat_available(state, request, reply)) return;
+    auto peer = peer_argument(request, reply);
+    if (!peer) return;
+    const auto limit = integer_argument(request, "limit", 100, 1, 100000);
+    json messages = json::array();
+    for (const auto& message : state.store->history(*peer, static_cast<std::size_t>(limit)))
+        messages.push_back(message_json(message));
+    reply(make_ok_reply(request.id, json{{"messages", messages}}));
+}
+
+void command_peers(DaemonState& state, const ControlRequest& request, ControlReply& reply) {
+    if (!chat_available(state, request, reply)) return;
+    json peers = json::array();
+    for (const auto& info : state.peers->peers()) peers.push_back(peer_json(info));
+    reply(make_ok_reply(request.id, json{{"peers", peers}}));
+}
+
+void command_subscribe(DaemonState& state, const ControlRequest& request, ControlReply& reply) {
+    reply(make_ok_reply(request.id, json{{"subscribed", true}}));
+    state.events->subscribe(reply);
+}
+
+void command_contacts_add(DaemonState& state, const ControlRequest& request, ControlReply& reply) {
+    if (!chat_available(state, request, reply)) return;
+    auto peer = peer_argument(request, reply);
+    if (!peer) return;
+    std::string name;
+    if (auto found = request.body.find("name"); found != request.body.end() && found->is_string())
+        name = found->get<std::string>();
+    if (auto added = state.store->add_contact(*peer, name); !added) {
+        reply(make_error_reply(request.id, error_code::bad_argument, added.error()));
+        return;
+    }
+    reply(make_ok_reply(request.id, json{{"id", peer->to_text()}, {"name", name}}));
+}
+
+void command_contacts_remove(DaemonState& state, const ControlRequest& request, ControlReply& reply) {
+    if (!chat_available(state, request, reply)) return;
+    auto peer = peer_argument(request, reply);
+    if (!peer) return;
+    if (auto removed = state.store->remove_contact(*peer); !removed) {
+        reply(make_error_reply(request.id, error_code::not_found, removed.error()));
+        return;
+    }
+    reply(make_ok_reply(request.id, json{{"id", peer->to_text()}}));
+}
+
+void command_contacts_list(DaemonState& state, const ControlRequest& request, ControlReply& reply) {
+    if (!chat_available(state, request, reply)) return;
+    json contacts = json::array();
+    for (const auto& contact : state.store->contacts())
+        contacts.push_back({{"id", contact.peer.to_text()}, {"name", contact.name}});
+    reply(make_ok_reply(request.id, json{{"contacts", contacts}}));
+}
+
 const std::map<std::string, Handler, std::less<>>& command_table() {
     static const std::map<std::string, Handler, std::less<>> table{
         {"id", command_id},
         {"status", command_status},
         {"lookup", command_lookup},
+        {"send", command_send},
+        {"inbox", command_inbox},
+        {"history", command_history},
+        {"peers", command_peers},
+        {"subscribe", command_subscribe},
+        {"contacts_add", command_contacts_add},
+        {"contacts_remove", command_contacts_remove},
+        {"contacts_list", command_contacts_list},
     };
     return table;
 }

@@ -12,6 +12,7 @@
 #include "daemon_state.h"
 #include "keyhole/node/control_server.h"
 #include "keyhole/node/state_lock.h"
+#include "peer_event.h"
 #include "keyhole/transport/packet.h"
 
 namespace keyhole::node {
@@ -60,7 +61,9 @@ int run_daemon(const DaemonConfig& config) {
         return 1;
     }
 
-    transport::Transport transport;
+    transport::Transport transport([&udp](const identity::Endpoint& to, std::span<const std::uint8_t> datagram) {
+        udp.send_to(to, datagram);
+    });
     dht::DhtNode dht(io, [&udp](const identity::Endpoint& to, std::span<const std::uint8_t> datagram) {
         return udp.send_to(to, datagram);
     });
@@ -77,12 +80,44 @@ int run_daemon(const DaemonConfig& config) {
     }
 
     std::optional<RecordPublisher> publisher;
-    if (key)
+    std::unique_ptr<MessageStore> store;
+    EventHub events;
+    std::optional<PeerManager> peers;
+    std::optional<Delivery> delivery;
+    if (key) {
         publisher.emplace(io, dht, *key, config.state_dir / "record.seq",
                           std::chrono::seconds(config.record_lifetime_s));
+        auto opened_store = MessageStore::open(config.state_dir / "messages.sqlite");
+        if (!opened_store) {
+            spdlog::error("{}", opened_store.error());
+            dht.stop();
+            return 1;
+        }
+        store = std::move(opened_store).value();
+        PeerCallbacks callbacks;
+        callbacks.on_payload = [&delivery](const identity::PeerId& peer, std::span<const std::uint8_t> payload) {
+            if (delivery) delivery->on_payload(peer, payload);
+        };
+        callbacks.on_state = [&delivery, &events](const PeerInfo& info) {
+            events.publish("peer", peer_event(info));
+            if (delivery) delivery->on_peer_state(info);
+        };
+        callbacks.accepts = [&config, &store](const identity::PeerId& peer) {
+            return config.accept_from == AcceptFrom::anyone || store->is_contact(peer);
+        };
+        peers.emplace(io, udp, dht, *key, config, std::move(callbacks));
+        delivery.emplace(io, *peers, *store, events);
+        transport.set_session_handler([&peers](std::span<const std::uint8_t> datagram, const identity::Endpoint& from) {
+            peers->on_packet(datagram, from);
+        });
+    }
 
     DaemonState state{config, key, udp, dht, transport, publisher ? &*publisher : nullptr,
                       std::chrono::steady_clock::now()};
+    state.store = store.get();
+    state.peers = peers ? &*peers : nullptr;
+    state.delivery = delivery ? &*delivery : nullptr;
+    state.events = &events;
     ControlServer control(io, [&state](const ControlRequest& request, ControlReply reply) {
         handle_control_request(state, request, std::move(reply));
     });
@@ -99,6 +134,8 @@ int run_daemon(const DaemonConfig& config) {
             dht.stop();
             return 1;
         }
+        peers->start();
+        delivery->start();
     }
 
     spdlog::info("keyholed running: {} on UDP {}, control socket {}",
@@ -110,6 +147,8 @@ int run_daemon(const DaemonConfig& config) {
         if (error) return;
         spdlog::info("received signal {}, shutting down", signal_number);
         control.stop();
+        if (delivery) delivery->stop();
+        if (peers) peers->stop();
         if (publisher) publisher->stop();
         dht.stop();
         udp.close();

@@ -7,6 +7,10 @@
 #include "keyhole/dht/dht_node.h"
 #include "keyhole/identity/key_pair.h"
 #include "keyhole/node/config.h"
+#include "keyhole/node/delivery.h"
+#include "keyhole/node/event_hub.h"
+#include "keyhole/node/message_store.h"
+#include "keyhole/node/peer_manager.h"
 #include "keyhole/node/record_publisher.h"
 #include "keyhole/transport/transport.h"
 #include "keyhole/transport/udp_port.h"
@@ -21,6 +25,11 @@ struct DaemonState {
     transport::Transport& transport;
     RecordPublisher* publisher;  // null on a bootstrap-only node
     std::chrono::steady_clock::time_point started;
+    // Chat: all null on a bootstrap-only node.
+    MessageStore* store = nullptr;
+    PeerManager* peers = nullptr;
+    Delivery* delivery = nullptr;
+    EventHub* events = nullptr;
 };
 
 }  // namespace keyhole::node

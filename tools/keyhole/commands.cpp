@@ -1,34 +1,17 @@
 #include "commands.h"
 
+#include <algorithm>
 #include <ctime>
 
+#include "chat_commands.h"
 #include "keyhole/identity/peer_id.h"
+#include "render.h"
 
 namespace keyhole::cli {
 
 namespace {
 
 using nlohmann::json;
-
-std::string dump_text(const json& value, int indent = -1) {
-    // Results may carry peers' text; bad UTF-8 is shown, not thrown.
-    return value.dump(indent, ' ', false, json::error_handler_t::replace);
-}
-
-// Human output reads fields defensively: an unexpected shape from the daemon
-// is printed as-is rather than crashing the CLI.
-const json& field(const json& object, const char* name) {
-    static const json missing;
-    if (!object.is_object()) return missing;
-    auto found = object.find(name);
-    return found == object.end() ? missing : *found;
-}
-
-std::string plain(const json& value, std::string_view when_null = "none") {
-    if (value.is_null()) return std::string(when_null);
-    if (value.is_string()) return value.get<std::string>();
-    return dump_text(value);
-}
 
 // Relays come as {"id", "endpoint"} objects; shown as "ENDPOINT (ID)".
 std::string relay_text(const json& relay) {
@@ -77,9 +60,9 @@ void print_fields(std::ostream& out, const Fields& fields) {
     }
 }
 
-std::function<Result<json>(const std::vector<std::string>&)> without_arguments(std::string name) {
-    return [name](const std::vector<std::string>& arguments) -> Result<json> {
-        if (!arguments.empty()) {
+RequestBuilder without_arguments(std::string name) {
+    return [name](const Invocation& invocation) -> Result<json> {
+        if (!invocation.arguments.empty()) {
             return fail(name + " takes no arguments (usage: keyhole " + name + ")");
         }
         return json{{"cmd", name}};
@@ -119,7 +102,8 @@ void print_status(const json& result, std::ostream& out) {
 // ---------------------------------------------------------------------------
 // lookup
 
-Result<json> build_lookup(const std::vector<std::string>& arguments) {
+Result<json> build_lookup(const Invocation& invocation) {
+    const auto& arguments = invocation.arguments;
     if (arguments.size() != 1) return fail("lookup takes one ID (usage: keyhole lookup ID)");
     // Checked here so a typo is caught by its checksum, without a DHT round trip.
     auto id = identity::PeerId::parse(arguments[0]);
@@ -148,7 +132,8 @@ std::optional<std::string> explain_lookup_error(const ControlResponse& response,
 // ---------------------------------------------------------------------------
 // request: one raw control request, for scripts and for testing the protocol
 
-Result<json> build_raw_request(const std::vector<std::string>& arguments) {
+Result<json> build_raw_request(const Invocation& invocation) {
+    const auto& arguments = invocation.arguments;
     if (arguments.size() != 1) return fail("request takes one JSON object (usage: keyhole request '{\"cmd\":\"status\"}')");
     json request = json::parse(arguments[0], nullptr, /*allow_exceptions=*/false);
     if (!request.is_object()) return fail("request must be a JSON object");
@@ -161,13 +146,33 @@ void print_raw_result(const json& result, std::ostream& out) { out << dump_text(
 
 const std::vector<Command>& command_table() {
     static const std::vector<Command> commands = {
-        {"id", "", "print this node's ID", without_arguments("id"), print_id, nullptr},
-        {"status", "", "show the daemon's DHT, NAT and session state", without_arguments("status"),
-         print_status, nullptr},
-        {"lookup", "ID", "look an ID's signed record up in the DHT", build_lookup, print_lookup,
-         explain_lookup_error},
-        {"request", "JSON", "send one raw control request and print the result", build_raw_request,
-         print_raw_result, nullptr},
+        {.name = "id",
+         .argument_synopsis = "",
+         .summary = "print this node's ID",
+         .build_request = without_arguments("id"),
+         .print_result = print_id},
+        {.name = "status",
+         .argument_synopsis = "",
+         .summary = "show the daemon's DHT, NAT and session state",
+         .build_request = without_arguments("status"),
+         .print_result = print_status},
+        {.name = "lookup",
+         .argument_synopsis = "ID",
+         .summary = "look an ID's signed record up in the DHT",
+         .build_request = build_lookup,
+         .print_result = print_lookup,
+         .explain_error = explain_lookup_error},
+        send_command(),
+        inbox_command(),
+        history_command(),
+        chat_command(),
+        peers_command(),
+        contacts_command(),
+        {.name = "request",
+         .argument_synopsis = "JSON",
+         .summary = "send one raw control request and print the result",
+         .build_request = build_raw_request,
+         .print_result = print_raw_result},
     };
     return commands;
 }
@@ -179,9 +184,17 @@ const Command* find_command(std::string_view name) {
     return nullptr;
 }
 
+const CommandOption* Command::find_option(std::string_view option_name) const {
+    for (const auto& option : options) {
+        if (option.name == option_name) return &option;
+    }
+    return nullptr;
+}
+
 int run_command(const Command& command, const Invocation& invocation, std::ostream& out,
                 std::ostream& err) {
-    auto request = command.build_request(invocation.arguments);
+    if (command.run) return command.run(invocation, out, err);
+    auto request = command.build_request(invocation);
     if (!request) {
         err << "keyhole: " << request.error() << '\n';
         return kExitUsage;
@@ -204,7 +217,9 @@ int run_command(const Command& command, const Invocation& invocation, std::ostre
         err << "keyhole: " << explained.value_or(response->error_message) << '\n';
         return kExitFailure;
     }
-    if (invocation.json_output) {
+    if (invocation.json_output && command.print_json) {
+        command.print_json(response->result, out);
+    } else if (invocation.json_output) {
         out << dump_text(response->result, 2) << '\n';
     } else {
         command.print_result(response->result, out);

@@ -1,4 +1,5 @@
 // keyhole: the command-line client for the keyholed daemon.
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -9,6 +10,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "commands.h"
 #include "keyhole/node/config.h"
@@ -26,20 +29,27 @@ std::string usage_text() {
         "Talks to the local keyholed over its control socket.\n"
         "\n"
         "Commands:\n";
+    std::vector<std::pair<std::string, std::string>> lines;
+    std::size_t width = 0;
     for (const auto& command : keyhole::cli::command_table()) {
         std::string head = command.name;
         if (!command.argument_synopsis.empty()) head += " " + command.argument_synopsis;
-        text += "  " + head + std::string(head.size() < 18 ? 18 - head.size() : 1, ' ') +
-                command.summary + "\n";
+        width = std::max(width, head.size());
+        lines.emplace_back(head, command.summary);
+    }
+    for (const auto& [head, summary] : lines) {
+        text += "  " + head + std::string(width - head.size() + 2, ' ') + summary + "\n";
     }
     text +=
         "\n"
-        "Options (also accepted after the command):\n"
+        "Options (also accepted after the command; a command's own options, such as\n"
+        "send --wait or inbox --follow, come after it):\n"
         "  --socket PATH      the daemon's control socket (default: $KEYHOLE_SOCKET,\n"
         "                     else /run/keyhole/control.sock if present, else\n"
         "                     $XDG_RUNTIME_DIR/keyhole/control.sock or\n"
         "                     /tmp/keyhole-UID/control.sock)\n"
-        "  --json             print the daemon's result as JSON\n"
+        "  --json             print the daemon's result as JSON (inbox, history:\n"
+        "                     one JSON object per message and line)\n"
         "  --timeout SECONDS  how long to wait for the daemon (default 30)\n"
         "  -h, --help         show this help\n"
         "\n"
@@ -102,7 +112,28 @@ keyhole::Result<ParsedArguments> parse_arguments(int argc, char** argv) {
             return keyhole::fail("option '" + std::string(name) + "' needs a value" + kUsageHint);
         };
 
-        if (name == "--json" && !value) {
+        // The command's own options, e.g. "inbox --follow"; they come after it.
+        const keyhole::cli::CommandOption* command_option = nullptr;
+        if (const auto* command = keyhole::cli::find_command(parsed.command);
+            command && name.size() > 2 && name.substr(0, 2) == "--") {
+            command_option = command->find_option(name.substr(2));
+        }
+        if (command_option) {
+            using Value = keyhole::cli::CommandOption::Value;
+            std::optional<std::string> option_value;
+            if (command_option->value == Value::none && value) {
+                return keyhole::fail("option '" + std::string(name) + "' takes no value" +
+                                     kUsageHint);
+            }
+            if (command_option->value == Value::required) {
+                auto text = take_value();
+                if (!text) return keyhole::fail(text.error());
+                option_value = *text;
+            } else if (command_option->value == Value::optional) {
+                option_value = value;  // only "--name=value"
+            }
+            parsed.invocation.options[command_option->name] = option_value;
+        } else if (name == "--json" && !value) {
             parsed.invocation.json_output = true;
         } else if (name == "--socket") {
             auto path = take_value();

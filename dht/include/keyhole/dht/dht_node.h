@@ -42,6 +42,8 @@ struct LookupStats {
     std::uint64_t records_rejected = 0;  // values that failed verification
 };
 
+constexpr std::size_t kMaxInboxMessage = 1024;
+
 using LookupCallback = std::function<void(Result<identity::IdentityRecord>)>;
 
 class DhtNode {
@@ -69,6 +71,16 @@ public:
     // Finds the verified record with the highest sequence, or an error
     // "not found" after at most `timeout`.
     void lookup(const identity::PeerId& peer, std::chrono::milliseconds timeout, LookupCallback done);
+
+    // Connect requests travel through a DHT "inbox" per identity: a key only
+    // its owner listens on. Values are opaque here (Noise handshake messages),
+    // at most kMaxInboxMessage bytes, and stored for a short time only.
+    using InboxCallback = std::function<void(std::vector<std::uint8_t> message)>;
+    void listen_inbox(const identity::PeerId& owner, InboxCallback on_message);
+    void send_to_inbox(const identity::PeerId& owner, std::vector<std::uint8_t> message);
+
+    // Known DHT nodes' addresses (for address reflection).
+    std::vector<Endpoint> known_nodes(std::size_t limit) const;
 
     DhtHealth health() const;
     LookupStats lookup_stats() const;

@@ -1,0 +1,132 @@
+// Sessions with peers: finding them (DHT lookup), the Noise IK handshake
+// through their DHT inbox, hole punching over every candidate pair, keepalives
+// and dead-path detection. Application payloads ride on the sessions; what
+// they mean is the delivery layer's business.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <array>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "keyhole/dht/dht_node.h"
+#include "keyhole/identity/key_pair.h"
+#include "keyhole/node/config.h"
+#include "keyhole/transport/noise.h"
+#include "keyhole/transport/secure_session.h"
+#include "keyhole/transport/udp_port.h"
+#include "keyhole/transport/wire.h"
+
+namespace keyhole::node {
+
+enum class PeerState { idle, looking_up, connecting, up, down };
+const char* to_string(PeerState state);
+
+struct PeerInfo {
+    identity::PeerId id;
+    PeerState state = PeerState::idle;
+    std::optional<identity::Endpoint> path;  // the direct path in use
+    std::optional<double> rtt_ms;
+    std::optional<double> last_seen_s;
+};
+
+struct PeerCallbacks {
+    // An application payload arrived on the session with `peer`.
+    std::function<void(const identity::PeerId& peer, std::span<const std::uint8_t> payload)> on_payload;
+    // The session with `peer` changed state (up: a verified path exists).
+    std::function<void(const PeerInfo& info)> on_state;
+    // May `peer` open a session with us? (accept_from)
+    std::function<bool(const identity::PeerId& peer)> accepts;
+};
+
+struct PeerStats {
+    std::uint64_t strangers_ignored = 0;     // connect requests refused by accept_from
+    std::uint64_t handshakes_rejected = 0;   // forged, replayed or malformed
+    std::uint64_t frames_rejected = 0;       // failed authentication or replay
+    std::uint64_t punch_probes_sent = 0;
+};
+
+class PeerManager {
+public:
+    PeerManager(asio::io_context& io, transport::UdpPort& udp, dht::DhtNode& dht, const identity::KeyPair& key,
+                const DaemonConfig& config, PeerCallbacks callbacks);
+    ~PeerManager();
+
+    // Starts listening on our DHT inbox, address reflection and the timers.
+    void start();
+    void stop();
+
+    // A datagram with the keyhole magic prefix arrived on the shared port.
+    void on_packet(std::span<const std::uint8_t> datagram, const identity::Endpoint& from);
+
+    // Brings a session with `peer` up if it is not up or on its way.
+    void connect(const identity::PeerId& peer);
+    // Sends `payload` on the live session; false when there is none.
+    bool send(const identity::PeerId& peer, std::span<const std::uint8_t> payload);
+    bool is_up(const identity::PeerId& peer) const;
+
+    std::vector<PeerInfo> peers() const;
+    std::size_t sessions_up() const;
+    std::optional<identity::Endpoint> public_endpoint() const { return public_endpoint_; }
+    const PeerStats& stats() const { return stats_; }
+
+private:
+    struct Slot;
+    Slot& slot(const identity::PeerId& peer);
+    void set_state(Slot& slot, PeerState state);
+    PeerInfo info(const Slot& slot) const;
+
+    void start_handshake(Slot& slot, const identity::IdentityRecord& record);
+    void on_inbox_message(std::vector<std::uint8_t> message);
+    void on_hello(std::span<const std::uint8_t> noise_message);
+    void on_reply(std::uint32_t initiator_index, std::span<const std::uint8_t> noise_message);
+    void session_established(Slot& slot, std::unique_ptr<transport::SecureSession> session,
+                             std::vector<identity::Endpoint> candidates);
+    void on_frame(const transport::Frame& frame, const identity::Endpoint& from);
+    void send_control(Slot& slot, std::uint8_t kind, const identity::Endpoint& to,
+                      std::span<const std::uint8_t> body = {});
+    void failed(Slot& slot, const std::string& why);
+
+    void send_reflect_requests();
+    void on_reflect_response(const transport::ReflectResponse& response, const identity::Endpoint& from);
+    std::vector<identity::Endpoint> our_candidates() const;
+
+    // Timers: the one place that answers "when does this daemon send on its own?"
+    void schedule_tick();
+    void tick();
+
+    std::uint32_t new_local_index();
+
+    asio::io_context& io_;
+    transport::UdpPort& udp_;
+    dht::DhtNode& dht_;
+    const identity::KeyPair& key_;
+    transport::noise::KeyPair noise_keys_;
+    const DaemonConfig& config_;
+    PeerCallbacks callbacks_;
+    asio::steady_timer tick_timer_;
+    bool running_ = false;
+
+    std::map<identity::PeerId, std::unique_ptr<Slot>> slots_;
+    std::map<std::uint32_t, Slot*> by_index_;          // our session / handshake index -> slot
+    std::set<std::array<std::uint8_t, 32>> seen_hellos_;  // initiator ephemerals: single use
+    std::deque<std::pair<std::chrono::steady_clock::time_point, std::array<std::uint8_t, 32>>> hello_order_;
+
+    std::map<transport::ReflectNonce, std::chrono::steady_clock::time_point> reflect_pending_;
+    std::optional<identity::Endpoint> public_endpoint_;
+    std::chrono::steady_clock::time_point next_reflect_{};
+    PeerStats stats_;
+};
+
+}  // namespace keyhole::node

@@ -1,0 +1,222 @@
+#include "keyhole/node/delivery.h"
+
+#include <msgpack.hpp>
+#include <spdlog/spdlog.h>
+
+namespace keyhole::node {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr std::size_t kWindow = 128;  // unacknowledged messages in flight per peer
+constexpr auto kFirstRetransmit = 500ms;
+constexpr auto kMaxRetransmit = 8000ms;
+constexpr auto kTick = 100ms;
+
+constexpr std::uint32_t kKindMessage = 1;
+constexpr std::uint32_t kKindAck = 2;
+
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::vector<std::uint8_t> to_bytes(const msgpack::sbuffer& buffer) {
+    return {reinterpret_cast<const std::uint8_t*>(buffer.data()),
+            reinterpret_cast<const std::uint8_t*>(buffer.data()) + buffer.size()};
+}
+
+std::vector<std::uint8_t> encode_message(const StoredMessage& message) {
+    msgpack::sbuffer buffer;
+    msgpack::packer<msgpack::sbuffer> packer(buffer);
+    packer.pack_array(5);
+    packer.pack(kKindMessage);
+    packer.pack(message.message_id);
+    packer.pack(message.sequence);
+    packer.pack(message.sent_unix_ms);
+    packer.pack(message.text);
+    return to_bytes(buffer);
+}
+
+std::vector<std::uint8_t> encode_ack(const std::string& message_id) {
+    msgpack::sbuffer buffer;
+    msgpack::packer<msgpack::sbuffer> packer(buffer);
+    packer.pack_array(2);
+    packer.pack(kKindAck);
+    packer.pack(message_id);
+    return to_bytes(buffer);
+}
+
+nlohmann::json message_event(const StoredMessage& message) {
+    return {{"row", message.row},           {"message_id", message.message_id},
+            {"from", message.peer.to_text()}, {"sequence", message.sequence},
+            {"text", message.text},          {"sent_unix_ms", message.sent_unix_ms}};
+}
+
+}  // namespace
+
+Delivery::Delivery(asio::io_context& io, PeerManager& peers, MessageStore& store, EventHub& events)
+    : io_(io), peers_(peers), store_(store), events_(events), tick_timer_(io) {}
+
+void Delivery::start() {
+    running_ = true;
+    for (const auto& peer : store_.peers_with_pending()) pump(peer);
+    schedule_tick();
+}
+
+void Delivery::stop() {
+    running_ = false;
+    tick_timer_.cancel();
+    for (auto& [id, list] : waiters_)
+        for (auto& waiter : list) waiter.timer->cancel();
+}
+
+Result<StoredMessage> Delivery::send(const identity::PeerId& peer, std::string_view text) {
+    auto stored = store_.enqueue_outgoing(peer, text, now_ms());
+    if (stored) pump(peer);
+    return stored;
+}
+
+void Delivery::wait_for_delivery(const std::string& message_id, std::chrono::milliseconds timeout,
+                                 std::function<void(bool)> done) {
+    if (auto message = store_.find(message_id); message && message->delivered) {
+        done(true);
+        return;
+    }
+    auto timer = std::make_shared<asio::steady_timer>(io_, timeout);
+    waiters_[message_id].push_back({done, timer});
+    timer->async_wait([this, message_id, timer](const asio::error_code& error) {
+        if (error) return;
+        auto found = waiters_.find(message_id);
+        if (found == waiters_.end()) return;
+        auto& list = found->second;
+        for (auto it = list.begin(); it != list.end(); ++it) {
+            if (it->timer == timer) {
+                auto callback = std::move(it->done);
+                list.erase(it);
+                if (list.empty()) waiters_.erase(found);
+                callback(false);
+                return;
+            }
+        }
+    });
+}
+
+void Delivery::pump(const identity::PeerId& peer) {
+    if (!running_) return;
+    if (!peers_.is_up(peer)) {
+        peers_.connect(peer);
+        return;
+    }
+    auto& flying = in_flight_[peer];
+    for (const auto& message : store_.pending_outgoing(peer)) {
+        if (flying.size() >= kWindow) break;
+        if (flying.contains(message.message_id)) continue;
+        transmit(message);
+    }
+}
+
+void Delivery::transmit(const StoredMessage& message) {
+    const auto payload = encode_message(message);
+    peers_.send(message.peer, payload);
+    auto& entry = in_flight_[message.peer][message.message_id];
+    entry.retransmit_after = entry.retransmit_after.count() == 0
+                                 ? std::chrono::duration_cast<std::chrono::milliseconds>(kFirstRetransmit)
+                                 : std::min(entry.retransmit_after * 2,
+                                            std::chrono::duration_cast<std::chrono::milliseconds>(kMaxRetransmit));
+    entry.last_sent = Clock::now();
+}
+
+void Delivery::on_payload(const identity::PeerId& peer, std::span<const std::uint8_t> payload) {
+    try {
+        std::size_t offset = 0;
+        auto handle = msgpack::unpack(reinterpret_cast<const char*>(payload.data()), payload.size(), offset, nullptr,
+                                      nullptr, msgpack::unpack_limit(8, 0, 128 * 1024, 0, 0, 2));
+        const auto& object = handle.get();
+        if (offset != payload.size() || object.type != msgpack::type::ARRAY || object.via.array.size < 2) return;
+        const auto* items = object.via.array.ptr;
+        const auto kind = items[0].as<std::uint32_t>();
+        const auto message_id = items[1].as<std::string>();
+        if (kind == kKindAck && object.via.array.size == 2) {
+            acknowledged(peer, message_id);
+        } else if (kind == kKindMessage && object.via.array.size == 5) {
+            const auto sequence = items[2].as<std::uint64_t>();
+            const auto sent_ms = items[3].as<std::int64_t>();
+            const auto text = items[4].as<std::string>();
+            auto presentable = store_.store_incoming(peer, message_id, sequence, text, sent_ms, now_ms());
+            if (!presentable) {
+                spdlog::warn("message {} from {} not stored: {}", message_id, peer.to_text(), presentable.error());
+                return;  // not acknowledged: the sender keeps it
+            }
+            // On disk now (or it was already): acknowledge, then tell subscribers.
+            peers_.send(peer, encode_ack(message_id));
+            for (const auto& message : presentable.value()) events_.publish("message", message_event(message));
+        }
+    } catch (const std::exception& error) {
+        spdlog::debug("malformed payload from {}: {}", peer.to_text(), error.what());
+    }
+}
+
+void Delivery::acknowledged(const identity::PeerId& peer, const std::string& message_id) {
+    auto updated = store_.mark_delivered(message_id, now_ms());
+    if (updated && updated->has_value() && (*updated)->peer == peer) {
+        const auto& message = **updated;
+        events_.publish("delivered", {{"message_id", message_id},
+                                      {"to", peer.to_text()},
+                                      {"elapsed_ms", message.delivered_unix_ms.value_or(0) - message.sent_unix_ms}});
+        if (auto found = waiters_.find(message_id); found != waiters_.end()) {
+            auto list = std::move(found->second);
+            waiters_.erase(found);
+            for (auto& waiter : list) {
+                waiter.timer->cancel();
+                waiter.done(true);
+            }
+        }
+    }
+    in_flight_[peer].erase(message_id);
+    pump(peer);
+}
+
+void Delivery::on_peer_state(const PeerInfo& info) {
+    if (info.state == PeerState::up) {
+        // A new path: whatever was in flight may be lost; send it all again.
+        in_flight_.erase(info.id);
+        pump(info.id);
+    }
+}
+
+void Delivery::schedule_tick() {
+    tick_timer_.expires_after(kTick);
+    tick_timer_.async_wait([this](const asio::error_code& error) {
+        if (error || !running_) return;
+        const auto now = Clock::now();
+        for (auto& [peer, flying] : in_flight_) {
+            if (flying.empty()) continue;
+            if (!peers_.is_up(peer)) {
+                peers_.connect(peer);
+                continue;
+            }
+            std::vector<std::string> due;
+            for (const auto& [id, entry] : flying)
+                if (now - entry.last_sent >= entry.retransmit_after) due.push_back(id);
+            for (const auto& id : due) {
+                auto message = store_.find(id);
+                if (!message || message->delivered) {
+                    flying.erase(id);
+                    continue;
+                }
+                transmit(*message);
+            }
+        }
+        // Peers with queued messages but nothing in flight (e.g. offline at
+        // send time): once a second is enough, and spares the idle daemon.
+        if (++ticks_ % 10 == 0)
+            for (const auto& peer : store_.peers_with_pending())
+                if (in_flight_[peer].empty()) pump(peer);
+        schedule_tick();
+    });
+}
+
+}  // namespace keyhole::node
