@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "message_json.h"
 #include "peer_event.h"
 
 namespace keyhole::node {
@@ -49,8 +50,8 @@ void command_status(DaemonState& state, const ControlRequest& request, ControlRe
     result["dht_nodes"] = health.good_nodes;
     result["dht_nodes_dubious"] = health.dubious_nodes;
     result["public_addresses"] = health.public_addresses;
-    // OpenDHT reports our public IP without the NAT-mapped port; until keyhole
-    // nodes echo the port, the endpoint is only known when there is no NAT.
+    // OpenDHT reports only our public IP; the port comes from keyhole nodes
+    // that reflect the address they see (PeerManager).
     const auto public_endpoint = state.peers ? state.peers->public_endpoint() : std::nullopt;
     result["public_endpoint"] = public_endpoint ? json(public_endpoint->to_string()) : json(nullptr);
     result["nat"] = identity::to_string(identity::NatClass::unknown);
@@ -139,24 +140,6 @@ std::int64_t integer_argument(const ControlRequest& request, const char* name, s
     return std::clamp(found->get<std::int64_t>(), low, high);
 }
 
-json message_json(const StoredMessage& message) {
-    json result{{"row", message.row},
-                {"message_id", message.message_id},
-                {"sequence", message.sequence},
-                {"text", message.text},
-                {"sent_unix_ms", message.sent_unix_ms},
-                {"stored_unix_ms", message.stored_unix_ms}};
-    if (message.direction == MessageDirection::incoming) {
-        result["from"] = message.peer.to_text();
-        result["direction"] = "in";
-    } else {
-        result["to"] = message.peer.to_text();
-        result["direction"] = "out";
-        result["delivered"] = message.delivered;
-    }
-    return result;
-}
-
 void command_send(DaemonState& state, const ControlRequest& request, ControlReply& reply) {
     if (!chat_available(state, request, reply)) return;
     auto peer = peer_argument(request, reply);
@@ -171,9 +154,17 @@ void command_send(DaemonState& state, const ControlRequest& request, ControlRepl
         return;
     }
     const auto started = std::chrono::steady_clock::now();
-    auto stored = state.delivery->send(*peer, std::get<std::string>(text));
+    const auto& message_text = std::get<std::string>(text);
+    if (message_text.empty() || message_text.size() > kMaxMessageText) {
+        reply(make_error_reply(request.id, error_code::bad_argument,
+                               "message text must be 1 to " + std::to_string(kMaxMessageText) + " bytes"));
+        return;
+    }
+    auto stored = state.delivery->send(*peer, message_text);
     if (!stored) {
-        reply(make_error_reply(request.id, error_code::bad_argument, stored.error()));
+        // Size is checked above; what is left is invalid UTF-8 or a storage failure.
+        const bool storage = stored.error().find("UTF-8") == std::string::npos;
+        reply(make_error_reply(request.id, storage ? error_code::internal : error_code::bad_argument, stored.error()));
         return;
     }
     const auto wait = request.body.find("wait_s");
@@ -183,13 +174,13 @@ void command_send(DaemonState& state, const ControlRequest& request, ControlRepl
                                              {"queued", true}}));
         return;
     }
-    const double wait_s = std::clamp(wait->get<double>(), 0.0, 3600.0);
+    const double wait_s = std::clamp(wait->get<double>(), 0.0, 86400.0);
     state.delivery->wait_for_delivery(
         stored->message_id, std::chrono::milliseconds(static_cast<std::int64_t>(wait_s * 1000)),
         [id = request.id, reply, message_id = stored->message_id, sequence = stored->sequence, started,
          wait_s](bool delivered) {
             if (!delivered) {
-                reply(make_error_reply(id, "timeout",
+                reply(make_error_reply(id, error_code::timeout,
                                        "not delivered within " + std::to_string(static_cast<int>(wait_s)) +
                                            " s; it stays queued and will be retried"));
                 return;

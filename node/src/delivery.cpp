@@ -1,7 +1,11 @@
 #include "keyhole/node/delivery.h"
 
+#include <algorithm>
+
 #include <msgpack.hpp>
 #include <spdlog/spdlog.h>
+
+#include "message_json.h"
 
 namespace keyhole::node {
 
@@ -15,7 +19,11 @@ constexpr auto kFirstRetransmit = 500ms;
 constexpr auto kMaxRetransmit = 8000ms;
 constexpr auto kTick = 100ms;
 
-constexpr std::uint32_t kKindMessage = 1;
+// A message travels in chunks, so that no datagram exceeds a common path MTU
+// and a 64 KiB message fits at all: [1, id, sequence, sent_ms, total, offset, bytes].
+constexpr std::uint32_t kKindChunk = 1;
+constexpr std::size_t kChunkSize = 1024;
+constexpr std::size_t kMaxPartialMessages = 256;  // per peer, being reassembled
 constexpr std::uint32_t kKindAck = 2;
 
 std::int64_t now_ms() {
@@ -28,15 +36,19 @@ std::vector<std::uint8_t> to_bytes(const msgpack::sbuffer& buffer) {
             reinterpret_cast<const std::uint8_t*>(buffer.data()) + buffer.size()};
 }
 
-std::vector<std::uint8_t> encode_message(const StoredMessage& message) {
+std::vector<std::uint8_t> encode_chunk(const StoredMessage& message, std::size_t offset) {
+    const auto length = std::min(kChunkSize, message.text.size() - offset);
     msgpack::sbuffer buffer;
     msgpack::packer<msgpack::sbuffer> packer(buffer);
-    packer.pack_array(5);
-    packer.pack(kKindMessage);
+    packer.pack_array(7);
+    packer.pack(kKindChunk);
     packer.pack(message.message_id);
     packer.pack(message.sequence);
     packer.pack(message.sent_unix_ms);
-    packer.pack(message.text);
+    packer.pack(static_cast<std::uint32_t>(message.text.size()));
+    packer.pack(static_cast<std::uint32_t>(offset));
+    packer.pack_bin(static_cast<std::uint32_t>(length));
+    packer.pack_bin_body(message.text.data() + offset, static_cast<std::uint32_t>(length));
     return to_bytes(buffer);
 }
 
@@ -49,11 +61,6 @@ std::vector<std::uint8_t> encode_ack(const std::string& message_id) {
     return to_bytes(buffer);
 }
 
-nlohmann::json message_event(const StoredMessage& message) {
-    return {{"row", message.row},           {"message_id", message.message_id},
-            {"from", message.peer.to_text()}, {"sequence", message.sequence},
-            {"text", message.text},          {"sent_unix_ms", message.sent_unix_ms}};
-}
 
 }  // namespace
 
@@ -119,21 +126,25 @@ void Delivery::pump(const identity::PeerId& peer) {
 }
 
 void Delivery::transmit(const StoredMessage& message) {
-    const auto payload = encode_message(message);
-    peers_.send(message.peer, payload);
+    std::size_t offset = 0;
+    do {
+        peers_.send(message.peer, encode_chunk(message, offset));
+        offset += kChunkSize;
+    } while (offset < message.text.size());
     auto& entry = in_flight_[message.peer][message.message_id];
     entry.retransmit_after = entry.retransmit_after.count() == 0
                                  ? std::chrono::duration_cast<std::chrono::milliseconds>(kFirstRetransmit)
                                  : std::min(entry.retransmit_after * 2,
                                             std::chrono::duration_cast<std::chrono::milliseconds>(kMaxRetransmit));
     entry.last_sent = Clock::now();
+    ++entry.transmissions;
 }
 
 void Delivery::on_payload(const identity::PeerId& peer, std::span<const std::uint8_t> payload) {
     try {
         std::size_t offset = 0;
         auto handle = msgpack::unpack(reinterpret_cast<const char*>(payload.data()), payload.size(), offset, nullptr,
-                                      nullptr, msgpack::unpack_limit(8, 0, 128 * 1024, 0, 0, 2));
+                                      nullptr, msgpack::unpack_limit(8, 0, 64, kChunkSize, 0, 2));
         const auto& object = handle.get();
         if (offset != payload.size() || object.type != msgpack::type::ARRAY || object.via.array.size < 2) return;
         const auto* items = object.via.array.ptr;
@@ -141,25 +152,63 @@ void Delivery::on_payload(const identity::PeerId& peer, std::span<const std::uin
         const auto message_id = items[1].as<std::string>();
         if (kind == kKindAck && object.via.array.size == 2) {
             acknowledged(peer, message_id);
-        } else if (kind == kKindMessage && object.via.array.size == 5) {
-            const auto sequence = items[2].as<std::uint64_t>();
-            const auto sent_ms = items[3].as<std::int64_t>();
-            const auto text = items[4].as<std::string>();
-            auto presentable = store_.store_incoming(peer, message_id, sequence, text, sent_ms, now_ms());
-            if (!presentable) {
-                spdlog::warn("message {} from {} not stored: {}", message_id, peer.to_text(), presentable.error());
-                return;  // not acknowledged: the sender keeps it
-            }
-            // On disk now (or it was already): acknowledge, then tell subscribers.
-            peers_.send(peer, encode_ack(message_id));
-            for (const auto& message : presentable.value()) events_.publish("message", message_event(message));
+        } else if (kind == kKindChunk && object.via.array.size == 7 && items[6].type == msgpack::type::BIN) {
+            Chunk chunk{message_id,
+                        items[2].as<std::uint64_t>(),
+                        items[3].as<std::int64_t>(),
+                        items[4].as<std::uint32_t>(),
+                        items[5].as<std::uint32_t>(),
+                        std::string_view(items[6].via.bin.ptr, items[6].via.bin.size)};
+            on_chunk(peer, chunk);
         }
     } catch (const std::exception& error) {
         spdlog::debug("malformed payload from {}: {}", peer.to_text(), error.what());
     }
 }
 
+void Delivery::on_chunk(const identity::PeerId& peer, const Chunk& chunk) {
+    // Reject what could not be a chunk of a message we would store.
+    if (chunk.total > kMaxMessageText || chunk.offset % kChunkSize != 0 ||
+        (chunk.total > 0 && chunk.offset >= chunk.total) ||
+        chunk.bytes.size() != std::min<std::size_t>(kChunkSize, chunk.total - std::min(chunk.offset, chunk.total)))
+        return;
+    auto& partials = partial_[peer];
+    auto found = partials.find(chunk.message_id);
+    if (found == partials.end()) {
+        if (partials.size() >= kMaxPartialMessages) partials.erase(partials.begin());
+        Partial partial{chunk.sequence, chunk.sent_ms, std::string(chunk.total, '\0'),
+                        std::vector<bool>((chunk.total + kChunkSize - 1) / kChunkSize + (chunk.total == 0), false), 0};
+        found = partials.emplace(chunk.message_id, std::move(partial)).first;
+    }
+    auto& partial = found->second;
+    if (partial.sequence != chunk.sequence || partial.sent_ms != chunk.sent_ms || partial.text.size() != chunk.total) {
+        partials.erase(found);  // contradicts earlier chunks: start over on the next retransmission
+        return;
+    }
+    const auto index = chunk.offset / kChunkSize;
+    if (!partial.have[index]) {
+        partial.have[index] = true;
+        ++partial.chunks_received;
+        std::copy(chunk.bytes.begin(), chunk.bytes.end(), partial.text.begin() + static_cast<std::ptrdiff_t>(chunk.offset));
+    }
+    if (partial.chunks_received < partial.have.size()) return;
+
+    auto presentable = store_.store_incoming(peer, chunk.message_id, partial.sequence, partial.text, partial.sent_ms,
+                                             now_ms());
+    partials.erase(found);
+    if (!presentable) {
+        spdlog::warn("message {} from {} not stored: {}", chunk.message_id, peer.to_text(), presentable.error());
+        return;  // not acknowledged: the sender keeps it
+    }
+    // On disk now (or it was already): acknowledge, then tell subscribers.
+    peers_.send(peer, encode_ack(chunk.message_id));
+    for (const auto& message : presentable.value()) events_.publish("message", message_json(message));
+}
+
 void Delivery::acknowledged(const identity::PeerId& peer, const std::string& message_id) {
+    // Only the peer a message went to may acknowledge it.
+    const auto sent = store_.find(message_id);
+    if (!sent || sent->peer != peer || sent->direction != MessageDirection::outgoing) return;
     auto updated = store_.mark_delivered(message_id, now_ms());
     if (updated && updated->has_value() && (*updated)->peer == peer) {
         const auto& message = **updated;
@@ -201,6 +250,11 @@ void Delivery::schedule_tick() {
             std::vector<std::string> due;
             for (const auto& [id, entry] : flying)
                 if (now - entry.last_sent >= entry.retransmit_after) due.push_back(id);
+            // Sent four times (3.5 s) without an ack: the peer may be gone.
+            if (std::any_of(flying.begin(), flying.end(),
+                            [](const auto& entry) { return entry.second.transmissions >= 4; }))
+                peers_.suspect(peer);
+            if (!peers_.is_up(peer)) continue;
             for (const auto& id : due) {
                 auto message = store_.find(id);
                 if (!message || message->delivered) {

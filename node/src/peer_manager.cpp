@@ -43,6 +43,7 @@ constexpr auto kReflectUntilKnown = 2s;
 constexpr auto kTickBusy = 10ms;            // while punching
 constexpr auto kTickIdle = 500ms;
 constexpr int kKeepalivesMissedBeforeDead = 3;
+constexpr auto kSilenceBeforeSuspicion = 3s;
 
 std::uint64_t wall_ms() {
     return static_cast<std::uint64_t>(
@@ -373,6 +374,20 @@ bool PeerManager::is_up(const identity::PeerId& peer) const {
     return found != slots_.end() && found->second->state == PeerState::up;
 }
 
+void PeerManager::suspect(const identity::PeerId& peer) {
+    auto found = slots_.find(peer);
+    if (found == slots_.end()) return;
+    Slot& s = *found->second;
+    if (s.state != PeerState::up || !s.session || Clock::now() - s.last_received < kSilenceBeforeSuspicion) return;
+    spdlog::info("{} stopped answering; rebuilding the session", s.id.to_text());
+    by_index_.erase(s.session->local_index());
+    s.session.reset();
+    s.path.reset();
+    set_state(s, PeerState::down);
+    s.retry_at = Clock::now();
+    connect(s.id);
+}
+
 void PeerManager::on_packet(std::span<const std::uint8_t> datagram, const identity::Endpoint& from) {
     auto packet = transport::parse_packet(datagram);
     if (!packet) return;
@@ -541,7 +556,8 @@ void PeerManager::tick() {
                 set_state(s, PeerState::down);
                 s.retry_at = now;
             } else if (s.session->wants_rekey(now) && !s.initiator && key_.id() < s.id) {
-                // A fresh handshake replaces the session; frames keep flowing meanwhile.
+                // A fresh handshake replaces the session. Until it is up, sends
+                // wait and unacknowledged messages are retransmitted after it.
                 s.state = PeerState::idle;
                 connect(s.id);
             } else if (now - s.last_sent >= keepalive) {

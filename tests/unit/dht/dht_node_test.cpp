@@ -11,46 +11,16 @@
 #include "keyhole/dht/dht_node.h"
 #include "keyhole/identity/record.h"
 #include "keyhole/transport/udp_port.h"
+#include "support/loopback_dht.h"
 
 namespace {
 
 using namespace std::chrono_literals;
-using keyhole::identity::Endpoint;
 using keyhole::identity::IdentityRecord;
 using keyhole::identity::KeyPair;
 
-// A DHT node on its own loopback UDP port, as the daemon wires it.
-struct TestNode {
-    TestNode(asio::io_context& io, std::uint32_t network, const std::vector<std::string>& bootstrap)
-        : udp(io), dht(io, [this](const Endpoint& to, std::span<const std::uint8_t> data) {
-              return udp.send_to(to, data);
-          }) {
-        auto opened = udp.open(Endpoint::ipv4({127, 0, 0, 1}, 0));
-        EXPECT_TRUE(opened.ok()) << (opened ? "" : opened.error());
-        udp.start_receiving([this](std::span<const std::uint8_t> data, const Endpoint& from) { dht.deliver(data, from); });
-        auto started = dht.start({udp.local_endpoint(), bootstrap, network});
-        EXPECT_TRUE(started.ok()) << (started ? "" : started.error());
-    }
-    ~TestNode() {
-        dht.stop();
-        udp.close();
-    }
-    std::string address() const { return udp.local_endpoint().to_string(); }
-
-    keyhole::transport::UdpPort udp;
-    keyhole::dht::DhtNode dht;
-};
-
-// Runs the io_context until `done` or the deadline.
-template <typename Predicate>
-bool run_until(asio::io_context& io, Predicate done, std::chrono::milliseconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done() && std::chrono::steady_clock::now() < deadline) {
-        io.restart();
-        io.run_for(20ms);
-    }
-    return done();
-}
+using TestNode = keyhole::testing::LoopbackDhtNode;
+using keyhole::testing::run_until;
 
 std::uint32_t test_network() { return 100000 + static_cast<std::uint32_t>(std::time(nullptr) % 100000); }
 

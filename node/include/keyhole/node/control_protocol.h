@@ -27,6 +27,7 @@ inline constexpr const char* unknown_command = "unknown_command";
 inline constexpr const char* bad_argument = "bad_argument";
 inline constexpr const char* not_found = "not_found";
 inline constexpr const char* unavailable = "unavailable";          // e.g. bootstrap-only node
+inline constexpr const char* timeout = "timeout";                  // send --wait: not acknowledged in time
 inline constexpr const char* internal = "internal";
 }  // namespace error_code
 

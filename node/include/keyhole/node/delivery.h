@@ -40,12 +40,29 @@ private:
     struct InFlight {
         std::chrono::steady_clock::time_point last_sent;
         std::chrono::milliseconds retransmit_after;
+        int transmissions = 0;
     };
     struct Waiter {
         std::function<void(bool)> done;
         std::shared_ptr<asio::steady_timer> timer;
     };
 
+    struct Chunk {
+        std::string message_id;
+        std::uint64_t sequence;
+        std::int64_t sent_ms;
+        std::uint32_t total;
+        std::uint32_t offset;
+        std::string_view bytes;
+    };
+    struct Partial {  // a message being reassembled from its chunks
+        std::uint64_t sequence;
+        std::int64_t sent_ms;
+        std::string text;
+        std::vector<bool> have;
+        std::size_t chunks_received;
+    };
+    void on_chunk(const identity::PeerId& peer, const Chunk& chunk);
     void pump(const identity::PeerId& peer);
     void transmit(const StoredMessage& message);
     void acknowledged(const identity::PeerId& peer, const std::string& message_id);
@@ -60,6 +77,7 @@ private:
     std::uint64_t ticks_ = 0;
     std::map<identity::PeerId, std::map<std::string, InFlight>> in_flight_;
     std::map<std::string, std::vector<Waiter>> waiters_;
+    std::map<identity::PeerId, std::map<std::string, Partial>> partial_;
 };
 
 }  // namespace keyhole::node

@@ -75,6 +75,10 @@ public:
     // Sends `payload` on the live session; false when there is none.
     bool send(const identity::PeerId& peer, std::span<const std::uint8_t> payload);
     bool is_up(const identity::PeerId& peer) const;
+    // The delivery layer's hint that `peer` stopped acknowledging: if nothing
+    // at all came from it for a while, the session is dropped and rebuilt now
+    // instead of after the keepalive timeout (e.g. the peer restarted).
+    void suspect(const identity::PeerId& peer);
 
     std::vector<PeerInfo> peers() const;
     std::size_t sessions_up() const;
@@ -102,7 +106,8 @@ private:
     void on_reflect_response(const transport::ReflectResponse& response, const identity::Endpoint& from);
     std::vector<identity::Endpoint> our_candidates() const;
 
-    // Timers: the one place that answers "when does this daemon send on its own?"
+    // Session timers (punch, keepalive, dead path, retries, reflection); the
+    // delivery layer has its own retransmission timer.
     void schedule_tick();
     void tick();
 
