@@ -118,7 +118,9 @@ void Delivery::pump(const identity::PeerId& peer) {
         return;
     }
     auto& flying = in_flight_[peer];
-    for (const auto& message : store_.pending_outgoing(peer)) {
+    if (flying.size() >= kWindow) return;
+    // What is in flight is the oldest part of the outbox: this many rows cover the window.
+    for (const auto& message : store_.pending_outgoing(peer, kWindow + flying.size())) {
         if (flying.size() >= kWindow) break;
         if (flying.contains(message.message_id)) continue;
         transmit(message);
@@ -224,8 +226,10 @@ void Delivery::acknowledged(const identity::PeerId& peer, const std::string& mes
             }
         }
     }
-    in_flight_[peer].erase(message_id);
-    pump(peer);
+    auto& flying = in_flight_[peer];
+    flying.erase(message_id);
+    // Refill in batches: each refill reads the outbox, so not on every ack.
+    if (flying.size() <= kWindow / 2) pump(peer);
 }
 
 void Delivery::on_peer_state(const PeerInfo& info) {

@@ -146,7 +146,7 @@ constexpr const char* kSql[] = {
     "UPDATE messages SET delivered = 1, delivered_ms = ?2"
     " WHERE message_id = ?1 AND direction = 0 AND delivered = 0",
     "SELECT " KEYHOLE_MESSAGE_COLUMNS " FROM messages"
-    " WHERE peer = ?1 AND direction = 0 AND delivered = 0 ORDER BY sequence",
+    " WHERE peer = ?1 AND direction = 0 AND delivered = 0 ORDER BY sequence LIMIT ?2",
     "SELECT DISTINCT peer FROM messages WHERE direction = 0 AND delivered = 0 ORDER BY peer",
     "SELECT " KEYHOLE_MESSAGE_COLUMNS " FROM messages"
     " WHERE direction = 1 AND presentable = 1 AND presented_row > ?1 ORDER BY presented_row LIMIT ?2",
@@ -658,9 +658,11 @@ Result<StoredMessage> MessageStore::enqueue_outgoing(const PeerId& peer, std::st
     return message;
 }
 
-std::vector<StoredMessage> MessageStore::pending_outgoing(const PeerId& peer) const {
+std::vector<StoredMessage> MessageStore::pending_outgoing(const PeerId& peer, std::size_t limit) const {
     auto stmt = impl_->use(kPending);
-    return impl_->list(stmt, stmt.bind().peer(peer));
+    // SQLite reads a negative LIMIT as "no limit".
+    const auto sql_limit = limit > static_cast<std::size_t>(INT64_MAX) ? std::int64_t{-1} : static_cast<std::int64_t>(limit);
+    return impl_->list(stmt, stmt.bind().peer(peer).i64(sql_limit));
 }
 
 std::vector<PeerId> MessageStore::peers_with_pending() const {

@@ -45,8 +45,9 @@ public:
     // Outgoing: assigns a random id and the next sequence for `peer`, and
     // commits before returning. Refuses empty or oversized text.
     Result<StoredMessage> enqueue_outgoing(const identity::PeerId& peer, std::string_view text, std::int64_t now_ms);
-    // Queued (not yet acknowledged) messages to `peer`, by sequence.
-    std::vector<StoredMessage> pending_outgoing(const identity::PeerId& peer) const;
+    // Queued (not yet acknowledged) messages to `peer`, by sequence; the first `limit`.
+    std::vector<StoredMessage> pending_outgoing(const identity::PeerId& peer,
+                                                std::size_t limit = SIZE_MAX) const;
     // Every peer with at least one unacknowledged message.
     std::vector<identity::PeerId> peers_with_pending() const;
     // Marks an outgoing message delivered; returns the message if this call
