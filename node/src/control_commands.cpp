@@ -62,6 +62,9 @@ void command_status(DaemonState& state, const ControlRequest& request, ControlRe
         result["strangers_ignored"] = stats.strangers_ignored;
         result["handshakes_rejected"] = stats.handshakes_rejected;
         result["frames_rejected"] = stats.frames_rejected;
+        result["connect_requests_sent"] = stats.connect_requests_sent;
+        result["handshakes_completed"] = stats.handshakes_completed;
+        result["punch_probes_sent"] = stats.punch_probes_sent;
         result["queued_messages"] = 0;
         std::size_t queued = 0;
         for (const auto& peer : state.store->peers_with_pending()) queued += state.store->pending_outgoing(peer).size();

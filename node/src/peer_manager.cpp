@@ -39,7 +39,9 @@ constexpr auto kMaxRetry = 15s;  // a peer that comes back online is found withi
 constexpr auto kHelloMaxAge = 120s;         // clock skew allowed on a connect request
 constexpr auto kHelloMemory = 5min;         // ephemeral keys of seen connect requests
 constexpr auto kReflectEvery = 30s;
-constexpr auto kReflectUntilKnown = 2s;
+constexpr auto kStartupReflectRetry = 50ms;  // during kReflectionGrace after start-up
+constexpr auto kFirstReflectRetry = 250ms;    // then doubling up to kReflectEvery until someone answers
+constexpr auto kReflectionGrace = 3s;        // after start-up, wait this long for our public endpoint
 constexpr auto kTickBusy = 10ms;            // while punching
 constexpr auto kTickIdle = 500ms;
 constexpr int kKeepalivesMissedBeforeDead = 3;
@@ -115,6 +117,7 @@ PeerManager::~PeerManager() { stop(); }
 
 void PeerManager::start() {
     running_ = true;
+    started_at_ = Clock::now();
     dht_.listen_inbox(key_.id(), [this](std::vector<std::uint8_t> message) {
         if (running_) on_inbox_message(std::move(message));
     });
@@ -182,8 +185,22 @@ void PeerManager::connect(const identity::PeerId& peer) {
                         failed(s, "lookup: " + record.error());
                         return;
                     }
-                    start_handshake(s, record.value());
+                    start_handshake_when_ready(peer, attempt, record.value());
                 });
+}
+
+void PeerManager::start_handshake_when_ready(const identity::PeerId& peer, std::uint64_t attempt,
+                                             const identity::IdentityRecord& record) {
+    auto& s = slot(peer);
+    if (!running_ || s.attempt != attempt || s.state != PeerState::looking_up) return;
+    if (public_endpoint_ || Clock::now() >= started_at_ + kReflectionGrace) {
+        start_handshake(s, record);
+        return;
+    }
+    auto pause = std::make_shared<asio::steady_timer>(io_, 100ms);
+    pause->async_wait([this, peer, attempt, record, pause](const asio::error_code& error) {
+        if (!error) start_handshake_when_ready(peer, attempt, record);
+    });
 }
 
 void PeerManager::start_handshake(Slot& s, const identity::IdentityRecord&) {
@@ -206,6 +223,7 @@ void PeerManager::start_handshake(Slot& s, const identity::IdentityRecord&) {
     std::vector<std::uint8_t> inbox{kInboxHello};
     inbox.insert(inbox.end(), message1->begin(), message1->end());
     dht_.send_to_inbox(s.id, std::move(inbox));
+    ++stats_.connect_requests_sent;
     set_state(s, PeerState::connecting);
     spdlog::debug("connect request sent to {} ({} candidates)", s.id.to_text(), hello.candidates.size());
 }
@@ -337,6 +355,7 @@ void PeerManager::session_established(Slot& s, std::unique_ptr<transport::Secure
     if (s.session && s.session->local_index() != session->local_index()) by_index_.erase(s.session->local_index());
     by_index_[session->local_index()] = &s;
     s.session = std::move(session);
+    ++stats_.handshakes_completed;
     s.candidates = std::move(candidates);
     s.path.reset();
     s.rtt_ms.reset();
@@ -498,7 +517,8 @@ void PeerManager::schedule_tick() {
     if (!running_) return;
     bool punching = false;
     for (const auto& [id, s] : slots_) punching = punching || (s->session && !s->path);
-    const auto delay = punching ? kTickBusy : kTickIdle;
+    const bool awaiting_reflection = !public_endpoint_ && Clock::now() < started_at_ + kReflectionGrace;
+    const auto delay = punching ? kTickBusy : awaiting_reflection ? kStartupReflectRetry : kTickIdle;
     const auto when = Clock::now() + delay;
     if (tick_timer_.expiry() > Clock::now() && tick_timer_.expiry() <= when) return;  // sooner one pending
     tick_timer_.expires_at(when);
@@ -515,7 +535,16 @@ void PeerManager::tick() {
 
     if (now >= next_reflect_) {
         send_reflect_requests();
-        next_reflect_ = now + (public_endpoint_ ? kReflectEvery : kReflectUntilKnown);
+        if (public_endpoint_) {
+            reflect_retry_ = kReflectEvery;
+        } else if (now < started_at_ + kReflectionGrace) {
+            // Connect requests wait for our public endpoint during start-up: ask often.
+            reflect_retry_ = std::chrono::duration_cast<std::chrono::milliseconds>(kStartupReflectRetry);
+        } else {
+            reflect_retry_ = reflect_retry_.count() == 0 ? std::chrono::duration_cast<std::chrono::milliseconds>(kFirstReflectRetry)
+                                                         : std::min(reflect_retry_ * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kReflectEvery));
+        }
+        next_reflect_ = now + reflect_retry_;
     }
     while (!hello_order_.empty() && now - hello_order_.front().first > kHelloMemory) {
         seen_hellos_.erase(hello_order_.front().second);

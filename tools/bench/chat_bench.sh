@@ -16,18 +16,8 @@ runs=${2:-20}
 messages=${3:-5000}
 source "$here/../../tests/integration/lib.sh" "$bin"
 
-ms_now() { echo $(( $(date +%s%N) / 1000000 )); }
-percentile() {
-  awk -v p="$1" '{ v[NR] = $1 } END { if (NR == 0) { print "n/a"; exit } i = int((p / 100) * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; printf "%.1f", v[i] }'
-}
-cpu_seconds() {  # utime + stime of the given pids, in seconds
-  local total=0 pid fields
-  for pid in "$@"; do
-    read -ra fields <<<"$(sed 's/.*) //' "/proc/$pid/stat")"
-    total=$(( total + fields[11] + fields[12] ))
-  done
-  awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
-}
+source "$here/bench_lib.sh"
+cpu_seconds() { awk -v t="$(cpu_ticks "$@")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'; }
 
 kh_start boot 4900 --bootstrap-only --log-level warn
 

@@ -12,10 +12,7 @@ idle_seconds=${3:-60}
 lookups=500
 source "$here/../../tests/integration/lib.sh" "$bin"
 
-ms_now() { echo $(( $(date +%s%N) / 1000000 )); }
-percentile() {  # percentile P < sorted numbers
-  awk -v p="$1" '{ v[NR] = $1 } END { if (NR == 0) { print "n/a"; exit } i = int((p / 100) * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; printf "%.1f", v[i] }'
-}
+source "$here/bench_lib.sh"
 
 kh_start boot 4700 --bootstrap-only --log-level warn
 started=$(ms_now)
@@ -57,17 +54,9 @@ for _ in $(seq 1 $lookups); do
 done
 sorted=$(sort -n "$latencies")
 
-cpu_ticks() {  # utime + stime of every daemon, in clock ticks
-  local total=0 pid fields
-  for pid in "${pids[@]}"; do
-    read -ra fields <<<"$(sed 's/.*) //' "/proc/$pid/stat")"
-    total=$(( total + fields[11] + fields[12] ))
-  done
-  echo $total
-}
-ticks_before=$(cpu_ticks)
+ticks_before=$(cpu_ticks "${pids[@]}")
 sleep "$idle_seconds"
-ticks_after=$(cpu_ticks)
+ticks_after=$(cpu_ticks "${pids[@]}")
 hz=$(getconf CLK_TCK)
 cpu_per_daemon_minute=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$hz" -v n="$daemons" -v s="$idle_seconds" \
   'BEGIN { printf "%.3f", (t / hz) / n / (s / 60) }')

@@ -55,6 +55,8 @@ struct PeerStats {
     std::uint64_t handshakes_rejected = 0;   // forged, replayed or malformed
     std::uint64_t frames_rejected = 0;       // failed authentication or replay
     std::uint64_t punch_probes_sent = 0;
+    std::uint64_t connect_requests_sent = 0;
+    std::uint64_t handshakes_completed = 0;  // as initiator or responder
 };
 
 class PeerManager {
@@ -92,6 +94,10 @@ private:
     PeerInfo info(const Slot& slot) const;
 
     void start_handshake(Slot& slot, const identity::IdentityRecord& record);
+    // Right after start-up our public endpoint may not be known yet; a
+    // connect request without it could not be punched through our NAT.
+    void start_handshake_when_ready(const identity::PeerId& peer, std::uint64_t attempt,
+                                    const identity::IdentityRecord& record);
     void on_inbox_message(std::vector<std::uint8_t> message);
     void on_hello(std::span<const std::uint8_t> noise_message);
     void on_reply(std::uint32_t initiator_index, std::span<const std::uint8_t> noise_message);
@@ -122,6 +128,7 @@ private:
     PeerCallbacks callbacks_;
     asio::steady_timer tick_timer_;
     bool running_ = false;
+    std::chrono::steady_clock::time_point started_at_{};
 
     std::map<identity::PeerId, std::unique_ptr<Slot>> slots_;
     std::map<std::uint32_t, Slot*> by_index_;          // our session / handshake index -> slot
@@ -131,6 +138,7 @@ private:
     std::map<transport::ReflectNonce, std::chrono::steady_clock::time_point> reflect_pending_;
     std::optional<identity::Endpoint> public_endpoint_;
     std::chrono::steady_clock::time_point next_reflect_{};
+    std::chrono::milliseconds reflect_retry_{0};
     PeerStats stats_;
 };
 
