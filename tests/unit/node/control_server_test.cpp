@@ -19,6 +19,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "support/temp_dir.h"
 #include <asio/io_context.hpp>
 
 namespace keyhole::node {
@@ -30,22 +32,7 @@ using namespace std::chrono_literals;
 
 constexpr auto kPatience = 5s;  // upper bound for anything a test waits for
 
-class TempDir {
-public:
-    TempDir() {
-        // Short on purpose: Unix socket paths are limited to 107 bytes.
-        std::string pattern = "/tmp/kh-srv-XXXXXX";
-        path_ = mkdtemp(pattern.data());
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path_, ignored);
-    }
-    const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
+using keyhole::testing::TempDir;
 
 sockaddr_un address_of(const fs::path& path) {
     sockaddr_un address{};

@@ -17,27 +17,15 @@
 
 #include <gtest/gtest.h>
 
+#include "support/temp_dir.h"
+
 namespace keyhole::node {
 namespace {
 
 namespace fs = std::filesystem;
 using identity::PeerId;
 
-class TempDir {
-public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "keyhole-store-XXXXXX").string();
-        path_ = mkdtemp(pattern.data());
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path_, ignored);
-    }
-    const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
+using keyhole::testing::TempDir;
 
 PeerId peer(std::uint8_t fill) {
     identity::PublicKeyBytes key{};

@@ -5,6 +5,8 @@
 #include "keyhole/transport/noise.h"
 
 #include <gtest/gtest.h>
+
+#include "support/hex.h"
 #include <sodium.h>
 
 #include <chrono>
@@ -47,17 +49,7 @@ std::string to_hex(const Container& bytes) {
     return out;
 }
 
-std::optional<Bytes> from_hex(const std::string& hex) {
-    Bytes out(hex.size() / 2);
-    if (hex.empty()) return out;
-    std::size_t written = 0;
-    if (hex.size() % 2 != 0 ||
-        sodium_hex2bin(out.data(), out.size(), hex.data(), hex.size(), nullptr, &written,
-                       nullptr) != 0 ||
-        written != out.size())
-        return std::nullopt;
-    return out;
-}
+std::optional<Bytes> from_hex(const std::string& hex) { return keyhole::testing::parse_hex(hex); }
 
 Bytes random_bytes(std::size_t n) {
     Bytes out(n);

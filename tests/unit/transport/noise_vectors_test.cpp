@@ -4,6 +4,8 @@
 #include "keyhole/transport/noise.h"
 
 #include <gtest/gtest.h>
+
+#include "support/hex.h"
 #include <nlohmann/json.hpp>
 #include <sodium.h>
 
@@ -22,15 +24,9 @@ using noise::Bytes;
 namespace {
 
 Bytes from_hex(const std::string& hex) {
-    Bytes out(hex.size() / 2);
-    if (hex.empty()) return out;
-    std::size_t written = 0;
-    if (hex.size() % 2 != 0 ||
-        sodium_hex2bin(out.data(), out.size(), hex.data(), hex.size(), nullptr, &written,
-                       nullptr) != 0 ||
-        written != out.size())
-        ADD_FAILURE() << "bad hex in test data: " << hex;
-    return out;
+    auto bytes = keyhole::testing::parse_hex(hex);
+    if (!bytes) ADD_FAILURE() << "bad hex in test data: " << hex;
+    return bytes.value_or(Bytes{});
 }
 
 template <typename Container>
