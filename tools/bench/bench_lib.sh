@@ -16,3 +16,18 @@ cpu_ticks() {
   done
   echo "$total"
 }
+
+# inbox_count_after NAME EXPECTED SECONDS: polls NAME's inbox (through the
+# caller's `kh NAME ...`) once a second until it holds EXPECTED messages or
+# SECONDS pass; prints the last count. Once a second only: the receiver's
+# CPU is being measured, and every poll lists the whole inbox.
+inbox_count_after() {
+  local name=$1 expected=$2 seconds=$3 count=0
+  local deadline=$(( $(ms_now) + seconds * 1000 ))
+  while (( $(ms_now) < deadline )); do
+    count=$(kh "$name" inbox --json | wc -l)
+    (( count >= expected )) && break
+    sleep 1
+  done
+  echo "$count"
+}

@@ -44,14 +44,7 @@ for i in $(seq 1 "$messages"); do echo "$payload"; done | kh "$sender" chat "$ta
 chat_pid=$!
 KH_PIDS+=("$chat_pid")
 expected=$((messages + 1))
-deadline=$(( $(ms_now) + 300000 ))
-while (( $(ms_now) < deadline )); do
-  # Ask only for messages past the ones already counted, and not too often:
-  # the receiver's CPU is being measured.
-  count=$(kh "$receiver" inbox --json | wc -l)
-  (( count >= expected )) && break
-  sleep 1
-done
+count=$(inbox_count_after "$receiver" "$expected" 300)
 elapsed=$(( $(ms_now) - start ))
 cpu_after=$(cpu_seconds "${pids[@]}")
 (( count >= expected )) || kh_fail "only $count of $expected messages arrived"

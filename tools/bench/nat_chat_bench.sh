@@ -190,13 +190,7 @@ for _ in $(seq 1 "$MESSAGES"); do echo "$payload"; done |
   timeout 200 "$BIN/keyhole" --socket "$LAB_DIR/$sender/control.sock" chat "$target" >/dev/null 2>&1 &
 chat_pid=$!
 LAB_PIDS+=("$chat_pid")
-count=0
-deadline=$(( $(ms_now) + 180000 ))
-while (( $(ms_now) < deadline )); do
-  count=$(kh "$receiver" inbox --json | wc -l)
-  (( count >= expected )) && break
-  sleep 1
-done
+count=$(inbox_count_after "$receiver" "$expected" 180)
 elapsed=$(( $(ms_now) - start ))
 cpu_after=$(cpu_ticks "${pids[@]}")
 (( count >= expected )) || fail "only $count of $expected messages arrived in B's inbox"

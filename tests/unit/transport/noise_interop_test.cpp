@@ -41,13 +41,7 @@ namespace {
 
 const fs::path kDir = KEYHOLE_NOISE_VECTORS_DIR;
 
-template <typename Container>
-std::string to_hex(const Container& bytes) {
-    std::string out(bytes.size() * 2 + 1, '\0');
-    sodium_bin2hex(out.data(), out.size(), bytes.data(), bytes.size());
-    out.pop_back();
-    return out;
-}
+using keyhole::testing::to_hex;
 
 std::optional<Bytes> from_hex(const std::string& hex) { return keyhole::testing::parse_hex(hex); }
 

@@ -29,13 +29,7 @@ Bytes from_hex(const std::string& hex) {
     return bytes.value_or(Bytes{});
 }
 
-template <typename Container>
-std::string to_hex(const Container& bytes) {
-    std::string out(bytes.size() * 2 + 1, '\0');
-    sodium_bin2hex(out.data(), out.size(), bytes.data(), bytes.size());
-    out.pop_back();
-    return out;
-}
+using keyhole::testing::to_hex;
 
 noise::KeyPair key_pair(const std::string& secret_hex) {
     auto kp = noise::KeyPair::from_secret(from_hex(secret_hex));
