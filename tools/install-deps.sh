@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Installs keyhole's build and test dependencies from Debian 12's packages.
+# The package test needs dpkg-dev and file (CPack's dependency scan),
+# systemd (systemd-analyze), python3 (a stand-in NOTIFY_SOCKET), util-linux
+# (setpriv) and passwd (temporary users).
 # Idempotent: does nothing (and needs no network) when everything is present.
 set -euo pipefail
 
@@ -9,6 +12,8 @@ packages=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libsqlite3-dev
   libsystemd-dev libgtest-dev
   dhtnode iproute2 nftables conntrack procps
+  dpkg-dev file systemd python3 util-linux passwd adduser
+  iptables libnetfilter-queue-dev
 )
 
 # The Noise interop test runs an independent implementation on Node.js; a

@@ -1,5 +1,8 @@
 #include "keyhole/dht/dht_node.h"
 
+#include <future>
+#include <map>
+
 #include <atomic>
 #include <ctime>
 #include <optional>
@@ -13,6 +16,7 @@
 
 #include "dht_logger.h"
 #include "record_value_type.h"
+#include "relay_directory.h"
 #include "shared_port_socket.h"
 
 namespace keyhole::dht {
@@ -54,10 +58,12 @@ struct Announcement {
 struct Lookup {
     identity::PeerId peer;
     LookupCallback done;
+    std::function<void(const identity::IdentityRecord&)> first_found;  // called once, may be empty
     std::chrono::steady_clock::time_point deadline;
     std::optional<identity::IdentityRecord> best;
     std::string last_rejection;
     bool finished = false;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     std::unique_ptr<asio::steady_timer> deadline_timer;
 };
 
@@ -75,6 +81,10 @@ struct DhtNode::Impl : std::enable_shared_from_this<DhtNode::Impl> {
     std::chrono::seconds bootstrap_backoff = kFirstBootstrapRetry;
     std::unique_ptr<asio::ip::udp::resolver> resolver;
     std::atomic<std::uint64_t> records_rejected{0};
+    std::shared_ptr<RelayDirectory> relays;  // relay announcements (relay_directory.h)
+    LookupStats lookup_counts;  // records_rejected lives in the atomic above
+    std::map<std::uint64_t, std::pair<::dht::InfoHash, std::shared_future<size_t>>> inbox_listens;
+    std::uint64_t next_inbox_listen = 1;
     std::uint64_t bootstrap_rounds = 0;
     bool connected = false;
     // Our record currently announced, so a failed put can be retried and the
@@ -185,10 +195,21 @@ struct DhtNode::Impl : std::enable_shared_from_this<DhtNode::Impl> {
         });
     }
 
+    // Lookup counters for metrics; finish() runs on the io_context thread only.
+    void count_finished(const Lookup& lookup) {
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - lookup.started).count();
+        ++(lookup.best ? lookup_counts.lookups_found : lookup_counts.lookups_not_found);
+        std::size_t bucket = 0;
+        while (bucket < kLookupLatencyBoundsMs.size() && seconds * 1000 > kLookupLatencyBoundsMs[bucket]) ++bucket;
+        ++lookup_counts.latency_counts[bucket];
+        lookup_counts.latency_sum_s += seconds;
+    }
+
     void finish(const std::shared_ptr<Lookup>& lookup) {
         if (lookup->finished) return;
         lookup->finished = true;
         lookup->deadline_timer->cancel();
+        count_finished(*lookup);
         if (lookup->best) {
             lookup->done(*lookup->best);
         } else if (!lookup->last_rejection.empty()) {
@@ -228,6 +249,11 @@ struct DhtNode::Impl : std::enable_shared_from_this<DhtNode::Impl> {
                 continue;
             }
             if (!lookup.best || identity::supersedes(record.value(), *lookup.best)) lookup.best = record.value();
+            if (lookup.first_found && !lookup.finished) {
+                auto first_found = std::move(lookup.first_found);
+                lookup.first_found = nullptr;
+                first_found(record.value());
+            }
         }
     }
 
@@ -257,6 +283,8 @@ Status DhtNode::start(const DhtOptions& options) {
     ::dht::DhtRunner::Config config;
     config.threaded = true;
     config.dht_config.node_config.network = options.network_id;
+    if (options.node_identity)
+        config.dht_config.node_config.node_id = ::dht::InfoHash::get("keyhole/v1/node/" + options.node_identity->to_hex());
 
     ::dht::DhtRunner::Context context;
     context.logger = make_spdlog_logger();
@@ -271,6 +299,8 @@ Status DhtNode::start(const DhtOptions& options) {
     }
     impl_->runner.registerType(record_value_type());
     impl_->runner.registerType(inbox_value_type());
+    impl_->runner.registerType(relay_value_type());
+    impl_->relays = std::make_shared<RelayDirectory>(impl_->io, impl_->runner);
     impl_->running = true;
     impl_->resolver = std::make_unique<asio::ip::udp::resolver>(impl_->io);
     impl_->bootstrap_entries = options.bootstrap;
@@ -283,6 +313,7 @@ void DhtNode::stop() {
     impl_->running = false;
     impl_->bootstrap_timer.cancel();
     if (impl_->resolver) impl_->resolver->cancel();
+    if (impl_->relays) impl_->relays->stop();
     impl_->runner.join();
     impl_->socket = nullptr;
 }
@@ -309,10 +340,12 @@ void DhtNode::withdraw() {
     impl_->put_retry_timer.cancel();
 }
 
-void DhtNode::lookup(const identity::PeerId& peer, std::chrono::milliseconds timeout, LookupCallback done) {
+void DhtNode::lookup(const identity::PeerId& peer, std::chrono::milliseconds timeout, LookupCallback done,
+                     std::function<void(const identity::IdentityRecord&)> first_found) {
     auto lookup = std::make_shared<Lookup>();
     lookup->peer = peer;
     lookup->done = std::move(done);
+    lookup->first_found = std::move(first_found);
     lookup->deadline = std::chrono::steady_clock::now() + timeout;
     lookup->deadline_timer = std::make_unique<asio::steady_timer>(impl_->io, timeout);
     if (!impl_->running) {
@@ -327,12 +360,14 @@ void DhtNode::lookup(const identity::PeerId& peer, std::chrono::milliseconds tim
     impl_->run_get(lookup);
 }
 
-void DhtNode::listen_inbox(const identity::PeerId& owner, InboxCallback on_message) {
-    if (!impl_->running) return;
+DhtNode::InboxListen DhtNode::listen_inbox(const identity::PeerId& owner, InboxCallback on_message) {
+    if (!impl_->running) return 0;
     // OpenDHT reports a stored value again on re-listen; pass each value id on once.
     auto seen = std::make_shared<std::set<::dht::Value::Id>>();
-    impl_->runner.listen(
-        inbox_key(owner),
+    const auto key = inbox_key(owner);
+    const auto handle = impl_->next_inbox_listen++;
+    impl_->inbox_listens[handle] = {key, impl_->runner.listen(
+        key,
         [weak = std::weak_ptr<Impl>(impl_), on_message = std::move(on_message), seen](
             const std::vector<std::shared_ptr<::dht::Value>>& values, bool expired) {
             if (expired) return true;
@@ -346,7 +381,15 @@ void DhtNode::listen_inbox(const identity::PeerId& owner, InboxCallback on_messa
                         if (seen->insert(id).second) on_message(data);
                 });
             return true;
-        });
+        }).share()};
+    return handle;
+}
+
+void DhtNode::stop_listening(InboxListen listen) {
+    auto found = impl_->inbox_listens.find(listen);
+    if (found == impl_->inbox_listens.end()) return;
+    if (impl_->running) impl_->runner.cancelListen(found->second.first, found->second.second);
+    impl_->inbox_listens.erase(found);
 }
 
 void DhtNode::send_to_inbox(const identity::PeerId& owner, std::vector<std::uint8_t> message) {
@@ -379,7 +422,32 @@ DhtHealth DhtNode::health() const {
     return health;
 }
 
-LookupStats DhtNode::lookup_stats() const { return LookupStats{impl_->records_rejected.load()}; }
+LookupStats DhtNode::lookup_stats() const {
+    LookupStats stats = impl_->lookup_counts;
+    stats.records_rejected = impl_->records_rejected.load();
+    return stats;
+}
+
+Status DhtNode::announce_relay(std::vector<std::uint8_t> signed_announcement) {
+    if (!impl_->running || !impl_->relays) return fail("DHT is not running");
+    return impl_->relays->announce(std::move(signed_announcement));
+}
+
+void DhtNode::withdraw_relay() {
+    if (impl_->relays) impl_->relays->withdraw();
+}
+
+bool DhtNode::relay_announcement_stored() const { return impl_->relays && impl_->relays->announced_stored(); }
+
+void DhtNode::find_relays(std::chrono::milliseconds timeout, RelaysCallback done) {
+    if (!impl_->running || !impl_->relays) {
+        asio::post(impl_->io, [done = std::move(done)] { done({}); });
+        return;
+    }
+    impl_->relays->find(timeout, std::move(done));
+}
+
+std::uint64_t DhtNode::relay_announcements_rejected() const { return impl_->relays ? impl_->relays->rejected() : 0; }
 
 std::string record_key_hex(const identity::PeerId& owner) { return record_key(owner).toString(); }
 

@@ -46,7 +46,11 @@ bool edit_policy(::dht::InfoHash key, const std::shared_ptr<::dht::Value>& old_v
 }
 
 ::dht::InfoHash inbox_key(const identity::PeerId& owner) {
-    return ::dht::InfoHash::get("keyhole/v1/inbox/" + owner.to_hex());
+    // The record's own key (values told apart by type): the lookup that just
+    // found the record leaves OpenDHT a search for this key with live nodes,
+    // so the connect request put after it goes out at once instead of first
+    // searching a second key (≈ 1 s whenever a dead node is among the closest).
+    return record_key(owner);
 }
 
 const ::dht::ValueType& inbox_value_type() {

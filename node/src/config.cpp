@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include <optional>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 
 #include <toml++/toml.h>
 
@@ -193,6 +195,65 @@ std::optional<ValueProblem> apply_bootstrap(const toml::node& node, DaemonConfig
     return std::nullopt;
 }
 
+// `relay = true`, or a [relay] table: `enabled`, the TLS port, the public
+// address and the limits (issue #5, docs/relay.md).
+std::optional<ValueProblem> apply_relay(const toml::node& node, DaemonConfig& config, const FileContext&) {
+    if (auto* boolean = node.as_boolean()) {
+        config.relay = boolean->get();
+        return std::nullopt;
+    }
+    auto* table = node.as_table();
+    if (!table) return ValueProblem{"expected true, false or a [relay] table"};
+    auto& limits = config.relay_limits;
+    using Setter = std::function<std::optional<std::string>(const toml::node&)>;
+    auto integer = [](auto& field, std::int64_t min, std::int64_t max) -> Setter {
+        return [&field, min, max](const toml::node& value) -> std::optional<std::string> {
+            auto number = integer_in_range(value, min, max);
+            if (!number) return expected_integer(min, max);
+            field = static_cast<std::remove_reference_t<decltype(field)>>(*number);
+            return std::nullopt;
+        };
+    };
+    const std::vector<std::pair<std::string_view, Setter>> keys = {
+        {"enabled",
+         [&](const toml::node& value) -> std::optional<std::string> {
+             auto* flag = value.as_boolean();
+             if (!flag) return "expected true or false";
+             config.relay = flag->get();
+             return std::nullopt;
+         }},
+        {"tcp_port", integer(config.relay_tcp_port, 0, 65535)},
+        {"public_address",
+         [&](const toml::node& value) -> std::optional<std::string> {
+             auto* text = value.as_string();
+             if (!text || (!text->get().empty() && !is_ipv4_address(text->get())))
+                 return "expected an IPv4 address or \"\"";
+             config.relay_public_address = text->get();
+             return std::nullopt;
+         }},
+        {"max_allocations", integer(limits.max_allocations, 1, 1'000'000)},
+        {"max_allocations_per_key", integer(limits.max_allocations_per_key, 1, 64)},
+        {"allocation_lifetime_s", integer(limits.allocation_lifetime_s, 60, 86400)},
+        {"allocation_packets_per_s", integer(limits.allocation_packets_per_s, 1, 10'000'000)},
+        {"allocation_bytes_per_s", integer(limits.allocation_bytes_per_s, 1, 4'000'000'000LL)},
+        {"source_packets_per_s", integer(limits.source_packets_per_s, 1, 10'000'000)},
+        {"source_bytes_per_s", integer(limits.source_bytes_per_s, 1, 4'000'000'000LL)},
+        {"total_bytes_per_s", integer(limits.total_bytes_per_s, 1, 1'000'000'000'000LL)},
+        {"max_channels_per_allocation", integer(limits.max_channels_per_allocation, 1, 4096)},
+        {"channel_idle_s", integer(limits.channel_idle_s, 10, 86400)},
+        {"errors_per_s", integer(limits.errors_per_s, 1, 100'000)},
+        {"max_tls_connections", integer(limits.max_tls_connections, 0, 100'000)},
+    };
+    for (const auto& [key, value] : *table) {
+        const auto known = std::find_if(keys.begin(), keys.end(), [&](const auto& k) { return k.first == key.str(); });
+        if (known == keys.end())
+            return ValueProblem{"unknown key 'relay." + std::string(key.str()) + "'", &value};
+        if (auto problem = known->second(value))
+            return ValueProblem{"relay." + std::string(key.str()) + ": " + *problem, &value};
+    }
+    return std::nullopt;
+}
+
 const std::vector<std::pair<std::string_view, KeyApplier>>& config_keys() {
     static const std::vector<std::pair<std::string_view, KeyApplier>> keys = {
         {"state_dir", path_key(&DaemonConfig::state_dir)},
@@ -213,7 +274,7 @@ const std::vector<std::pair<std::string_view, KeyApplier>>& config_keys() {
                                   return true;
                               },
                               "expected a group name")},
-        {"relay", bool_key(&DaemonConfig::relay)},
+        {"relay", apply_relay},
         {"bootstrap_only", bool_key(&DaemonConfig::bootstrap_only)},
         {"log_level", checked_string_key(
                           [](const std::string& text, DaemonConfig& config) {
@@ -233,6 +294,7 @@ const std::vector<std::pair<std::string_view, KeyApplier>>& config_keys() {
         {"keepalive_interval_s", integer_key(&DaemonConfig::keepalive_interval_s, 1, 3600)},
         {"lookup_timeout_s", integer_key(&DaemonConfig::lookup_timeout_s, 1, 300)},
         {"record_lifetime_s", integer_key(&DaemonConfig::record_lifetime_s, 120, 86400)},
+        {"metrics_port", integer_key(&DaemonConfig::metrics_port, 0, 65535)},
     };
     return keys;
 }
@@ -336,6 +398,10 @@ const std::vector<FlagSpec>& flag_specs() {
              line.config.relay = true;
              return std::nullopt;
          }},
+        {"--relay-tcp-port", true,
+         [](const std::string& value, CommandLine& line, Bootstrap&) {
+             return set_integer(value, line.config.relay_tcp_port, 0, 65535);
+         }},
         {"--bootstrap-only", false,
          [](const std::string&, CommandLine& line, Bootstrap&) -> std::optional<std::string> {
              line.config.bootstrap_only = true;
@@ -350,6 +416,10 @@ const std::vector<FlagSpec>& flag_specs() {
         {"--network", true,
          [](const std::string& value, CommandLine& line, Bootstrap&) {
              return set_integer(value, line.config.dht_network, 0, 4294967295LL);
+         }},
+        {"--metrics-port", true,
+         [](const std::string& value, CommandLine& line, Bootstrap&) {
+             return set_integer(value, line.config.metrics_port, 0, 65535);
          }},
     };
     return specs;
@@ -466,6 +536,7 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
         if (auto loaded = load_config_file(*config_file, result.config); !loaded) {
             return fail(loaded.error());
         }
+        result.config_file = *config_file;
     }
 
     std::vector<std::string> flag_bootstrap;
@@ -504,10 +575,13 @@ std::string usage_text() {
            "                         /tmp/keyhole-UID/control.sock; the system service\n"
            "                         passes /run/keyhole/control.sock)\n"
            "  --control-group NAME   let this group use the control socket (mode 0660)\n"
-           "  --relay                relay traffic for peers behind strict NATs\n"
+           "  --relay                volunteer as a relay for peers behind strict NATs\n"
+           "  --relay-tcp-port PORT  the relay's TLS-over-TCP port ([relay] tcp_port; 0: the UDP port)\n"
            "  --bootstrap-only       only serve the DHT; no identity, no chat\n"
            "  --log-level LEVEL      trace, debug, info, warn, error, critical or off\n"
            "                         (default info)\n"
+           "  --metrics-port N       serve Prometheus metrics on 127.0.0.1:N (default 0: off)\n"
+           "  --version              print the version and exit\n"
            "  -h, --help             show this help and exit\n";
 }
 

@@ -50,23 +50,31 @@ Result<msgpack::object_handle> unpack_array(std::span<const std::uint8_t> bytes,
 
 bool is_uint(const msgpack::object& object) { return object.type == msgpack::type::POSITIVE_INTEGER; }
 
+// Unknown values (a newer peer) read as "unknown": the class only steers punching.
+identity::NatClass unpack_nat(const msgpack::object& object) {
+    if (!is_uint(object) || object.via.u64 > static_cast<std::uint64_t>(identity::NatClass::endpoint_dependent))
+        return identity::NatClass::unknown;
+    return static_cast<identity::NatClass>(object.via.u64);
+}
+
 }  // namespace
 
 std::vector<std::uint8_t> encode_hello(const Hello& hello) {
     msgpack::sbuffer buffer;
     msgpack::packer<msgpack::sbuffer> packer(buffer);
-    packer.pack_array(5);
+    packer.pack_array(6);
     packer.pack(kPayloadVersion);
     packer.pack_bin(identity::kPublicKeySize);
     packer.pack_bin_body(reinterpret_cast<const char*>(hello.initiator.key().data()), identity::kPublicKeySize);
     packer.pack(hello.initiator_index);
     packer.pack(hello.timestamp_ms);
     pack_candidates(packer, hello.candidates);
+    packer.pack(static_cast<std::uint8_t>(hello.nat));
     return {buffer.data(), buffer.data() + buffer.size()};
 }
 
 Result<Hello> decode_hello(std::span<const std::uint8_t> bytes) {
-    auto handle = unpack_array(bytes, 5);
+    auto handle = unpack_array(bytes, 6);
     if (!handle) return fail(handle.error());
     const auto* items = handle->get().via.array.ptr;
     if (items[1].type != msgpack::type::BIN || items[1].via.bin.size != identity::kPublicKeySize ||
@@ -81,22 +89,24 @@ Result<Hello> decode_hello(std::span<const std::uint8_t> bytes) {
     auto candidates = unpack_candidates(items[4]);
     if (!candidates) return fail(candidates.error());
     hello.candidates = std::move(candidates).value();
+    hello.nat = unpack_nat(items[5]);
     return hello;
 }
 
 std::vector<std::uint8_t> encode_reply(const Reply& reply) {
     msgpack::sbuffer buffer;
     msgpack::packer<msgpack::sbuffer> packer(buffer);
-    packer.pack_array(4);
+    packer.pack_array(5);
     packer.pack(kPayloadVersion);
     packer.pack(reply.responder_index);
     packer.pack(reply.timestamp_ms);
     pack_candidates(packer, reply.candidates);
+    packer.pack(static_cast<std::uint8_t>(reply.nat));
     return {buffer.data(), buffer.data() + buffer.size()};
 }
 
 Result<Reply> decode_reply(std::span<const std::uint8_t> bytes) {
-    auto handle = unpack_array(bytes, 4);
+    auto handle = unpack_array(bytes, 5);
     if (!handle) return fail(handle.error());
     const auto* items = handle->get().via.array.ptr;
     if (!is_uint(items[1]) || items[1].via.u64 > UINT32_MAX || !is_uint(items[2])) return fail("malformed reply");
@@ -106,6 +116,7 @@ Result<Reply> decode_reply(std::span<const std::uint8_t> bytes) {
     auto candidates = unpack_candidates(items[3]);
     if (!candidates) return fail(candidates.error());
     reply.candidates = std::move(candidates).value();
+    reply.nat = unpack_nat(items[4]);
     return reply;
 }
 

@@ -8,6 +8,7 @@
 
 #include "keyhole/identity/endpoint.h"
 #include "keyhole/identity/peer_id.h"
+#include "keyhole/identity/record.h"
 #include "keyhole/result.h"
 
 namespace keyhole::node {
@@ -19,11 +20,13 @@ struct Hello {  // initiator -> responder, in Noise message 1
     std::uint32_t initiator_index = 0;
     std::uint64_t timestamp_ms = 0;
     std::vector<identity::Endpoint> candidates;
+    identity::NatClass nat = identity::NatClass::unknown;  // decides who does birthday probing
 };
 struct Reply {  // responder -> initiator, in Noise message 2
     std::uint32_t responder_index = 0;
     std::uint64_t timestamp_ms = 0;
     std::vector<identity::Endpoint> candidates;
+    identity::NatClass nat = identity::NatClass::unknown;
 };
 
 std::vector<std::uint8_t> encode_hello(const Hello& hello);

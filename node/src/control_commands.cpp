@@ -54,7 +54,7 @@ void command_status(DaemonState& state, const ControlRequest& request, ControlRe
     // that reflect the address they see (PeerManager).
     const auto public_endpoint = state.peers ? state.peers->public_endpoint() : std::nullopt;
     result["public_endpoint"] = public_endpoint ? json(public_endpoint->to_string()) : json(nullptr);
-    result["nat"] = identity::to_string(identity::NatClass::unknown);
+    result["nat"] = identity::to_string(state.peers ? state.peers->nat_class() : identity::NatClass::unknown);
     result["relays"] = json::array();
     result["sessions"] = state.peers ? state.peers->sessions_up() : 0;
     if (state.peers) {
@@ -65,6 +65,10 @@ void command_status(DaemonState& state, const ControlRequest& request, ControlRe
         result["connect_requests_sent"] = stats.connect_requests_sent;
         result["handshakes_completed"] = stats.handshakes_completed;
         result["punch_probes_sent"] = stats.punch_probes_sent;
+        result["punches_started"] = stats.punches_started;
+        result["punches_succeeded"] = stats.punches_succeeded;
+        result["birthday_probes_sent"] = stats.birthday_probes_sent;
+        result["paths_lost"] = stats.paths_lost;
         result["queued_messages"] = 0;
         std::size_t queued = 0;
         for (const auto& peer : state.store->peers_with_pending()) queued += state.store->pending_outgoing(peer).size();
@@ -77,6 +81,22 @@ void command_status(DaemonState& state, const ControlRequest& request, ControlRe
     result["port"] = state.udp.local_endpoint().port();
     result["records_rejected"] = state.dht.lookup_stats().records_rejected;
     result["keyhole_packets_dropped"] = state.transport.stats().packets_dropped;
+    // What this node serves others, and the settings a SIGHUP may change.
+    result["version"] = KEYHOLE_VERSION;
+    result["reflections_answered"] = state.transport.stats().reflections_answered;
+    result["keyhole_packets_received"] = state.transport.stats().packets_received;
+    if (state.relay) {
+        const auto& relay = state.relay->stats();
+        result["relay_allocations"] = relay.allocations;
+        result["relay_forwarded_frames"] = relay.frames_forwarded;
+        result["relay_forwarded_bytes"] = relay.bytes_forwarded;
+        std::uint64_t refused = 0;
+        for (auto count : relay.refusals) refused += count;
+        result["relay_refusals"] = refused;
+    }
+    result["log_level"] = state.config.log_level;
+    result["keepalive_interval_s"] = state.config.keepalive_interval_s;
+    result["metrics_port"] = state.config.metrics_port;
     reply(make_ok_reply(request.id, result));
 }
 

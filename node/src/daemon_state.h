@@ -14,6 +14,7 @@
 #include "keyhole/node/record_publisher.h"
 #include "keyhole/transport/transport.h"
 #include "keyhole/transport/udp_port.h"
+#include "relay_server.h"
 
 namespace keyhole::node {
 
@@ -30,6 +31,8 @@ struct DaemonState {
     PeerManager* peers = nullptr;
     Delivery* delivery = nullptr;
     EventHub* events = nullptr;
+    // Relay service (relay mode only, else null).
+    const RelayServer* relay = nullptr;
 };
 
 }  // namespace keyhole::node

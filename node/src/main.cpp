@@ -1,6 +1,7 @@
 // keyholed: the keyhole daemon.
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -10,6 +11,10 @@
 
 int main(int argc, char** argv) {
     keyhole::node::setup_logging();
+    if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
+        std::printf("keyholed %s\n", KEYHOLE_VERSION);
+        return 0;
+    }
     auto command_line = keyhole::node::parse_command_line(argc, argv);
     if (!command_line) {
         std::fprintf(stderr, "keyholed: %s\n", command_line.error().c_str());
@@ -25,5 +30,15 @@ int main(int argc, char** argv) {
     }
     // A control client that goes away mid-reply must not kill the daemon.
     std::signal(SIGPIPE, SIG_IGN);
-    return keyhole::node::run_daemon(command_line->config);
+
+    // SIGHUP re-reads the same file with the same flags on top, so the
+    // precedence (defaults < file < flags) holds after a reload too.
+    keyhole::node::ReloadSource reload;
+    reload.config_file = command_line->config_file;
+    reload.read = [argc, argv]() -> keyhole::Result<keyhole::node::DaemonConfig> {
+        auto reread = keyhole::node::parse_command_line(argc, argv);
+        if (!reread) return keyhole::fail(reread.error());
+        return std::move(reread->config);
+    };
+    return keyhole::node::run_daemon(command_line->config, std::move(reload));
 }

@@ -14,7 +14,10 @@ inline nlohmann::json peer_json(const PeerInfo& info) {
             {"path", info.path ? "direct" : "none"},
             {"endpoint", info.path ? json(info.path->to_string()) : json(nullptr)},
             {"rtt_ms", info.rtt_ms ? json(*info.rtt_ms) : json(nullptr)},
-            {"last_seen_s", info.last_seen_s ? json(*info.last_seen_s) : json(nullptr)}};
+            {"last_seen_s", info.last_seen_s ? json(*info.last_seen_s) : json(nullptr)},
+            {"peer_nat", identity::to_string(info.peer_nat)},
+            {"birthday_socket", info.via_probe_socket},
+            {"detail", info.detail.empty() ? json(nullptr) : json(info.detail)}};
 }
 
 inline nlohmann::json peer_event(const PeerInfo& info) {

@@ -27,19 +27,9 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=../lab/lab.sh
-source "$HERE/../lab/lab.sh"
-lab_require_root
-
-BIN=${1:-}
-if [[ -z $BIN || ! -d $BIN ]]; then
-  echo "FAIL: usage: $0 BIN_DIR (got '${BIN}')"
-  exit 1
-fi
-BIN=$(cd "$BIN" && pwd)
-for tool in keyholed keyhole; do
-  [[ -x $BIN/$tool ]] || { echo "FAIL: $BIN/$tool not found"; exit 1; }
-done
+# shellcheck source=../lab/keyhole_lab.sh
+source "$HERE/../lab/keyhole_lab.sh"
+khl_use_bin "${1:-}"
 
 START=$SECONDS
 NETWORK=$(( (RANDOM << 15 | RANDOM) + 1000 ))  # a DHT network of our own
@@ -53,48 +43,14 @@ HB_IP=10.1.2.2
 KEEPALIVE_S=15     # the daemon's default, written into its config to be explicit
 CT_TIMEOUT_S=30    # conntrack UDP timeouts on both routers for the idle phase
 IDLE_S=120
-KEEPALIVE_UDP_LEN=41  # UDP length of a keepalive frame: 8 + 16 (header) + 1 + 16 (tag)
+KEEPALIVE_UDP_LEN=49  # UDP length of a keepalive (and its answer): 8 + 16 (header) + 1 + 8 (stamp) + 16 (tag)
 MIN_KEEPALIVES=$(( IDLE_S / KEEPALIVE_S - 2 ))
 
 log() { printf '[%s +%3ds] %s\n' "$(date +%H:%M:%S)" $((SECONDS - START)) "$*"; }
 
 # ------------------------------------------------------------------ helpers
-declare -A DPID=()  # daemon name -> pid
-
-# kh NAME ARGS...: the real CLI against daemon NAME's control socket (bounded).
-kh() {
-  local name=$1; shift
-  timeout 15 "$BIN/keyhole" --socket "$LAB_DIR/$name/control.sock" "$@"
-}
-# kh_send_wait NAME ID TEXT SECONDS: send --wait, bounded by SECONDS + 10.
-kh_send_wait() {
-  timeout $(( $4 + 10 )) "$BIN/keyhole" --socket "$LAB_DIR/$1/control.sock" send "$2" "$3" --wait="$4"
-}
-# flat: JSON on stdin as one line.
-flat() { tr -d '\n' | tr -s ' '; }
-# json_str FIELD: a string field of the (flattened, single-object) JSON on stdin.
-json_str() { flat | sed -n "s/.*\"$1\": *\"\\([^\"]*\\)\".*/\\1/p"; }
-# json_raw FIELD: a number/bool/null field of the JSON on stdin.
-json_raw() { flat | sed -n "s/.*\"$1\": *\\([^,}\" ]*\\).*/\\1/p"; }
-# peer_json NAME ID: NAME's "peers --json" entry for ID, on one line.
-peer_json() { kh "$1" peers --json 2>/dev/null | flat | sed 's/}, *{/}\n{/g' | grep -F "\"$2\"" | head -1; }
-# texts_in NAME: the texts of NAME's inbox, one a line, in presentation order.
-texts_in() { kh "$1" inbox --json | sed -n 's/.*"text": *"\([^"]*\)".*/\1/p'; }
-# count_log NAME REGEX [FROM_LINE]: matching lines of NAME's daemon log after line FROM_LINE.
-count_log() { tail -n +$(( ${3:-0} + 1 )) "$LAB_DIR/$1.log" 2>/dev/null | grep -cE -- "$2" || true; }
-log_lines() { wc -l <"$LAB_DIR/$1.log"; }
-
-# wait_until SECONDS WHAT CMD...: retries CMD every 0.25 s until it succeeds.
-wait_until() {
-  local seconds=$1 what=$2; shift 2
-  local deadline=$(( $(date +%s%N) + seconds * 1000000000 ))
-  while (( $(date +%s%N) < deadline )); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.25
-  done
-  fail "timed out after ${seconds}s waiting for: $what"
-}
-
+# kh, kh_send_wait, json_str, peer_json, texts_in, count_log, wait_until,
+# start_daemon ...: tests/lab/keyhole_lab.sh
 diagnostics() {
   local n r
   echo "---------------------------------------------------------- diagnostics"
@@ -122,19 +78,6 @@ fail() {
   printf 'FAIL: %s\n' "$*"
   diagnostics
   exit 1
-}
-
-# start_daemon NODE NAME ARGS...: keyholed inside NODE with state, control
-# socket and log under $LAB_DIR/NAME; waits until its control socket answers.
-start_daemon() {
-  local node=$1 name=$2; shift 2
-  mkdir -p "$LAB_DIR/$name"
-  lab_spawn "$node" "$name.log" "$BIN/keyholed" --config "$LAB_DIR/keyholed.toml" \
-    --state-dir "$LAB_DIR/$name/state" --control "$LAB_DIR/$name/control.sock" \
-    --bind 0.0.0.0 --network "$NETWORK" --log-level debug "$@"
-  DPID[$name]=$LAB_LAST_PID
-  wait_until 10 "$name's control socket" kh "$name" status
-  kill -0 "${DPID[$name]}" 2>/dev/null || fail "$name's daemon exited at start"
 }
 
 # Observation of keyhole frames crossing a router (nftables counters, before
@@ -274,7 +217,6 @@ for i in $(seq 1 $N); do
   kh ha send "$ID_B" "a2b-$i" >/dev/null || fail "queueing a2b-$i failed"
   kh hb send "$ID_A" "b2a-$i" >/dev/null || fail "queueing b2a-$i failed"
 done
-inbox_count_at_least() { [[ $(kh "$1" inbox --json | grep -c '"text"') -ge $2 ]]; }
 wait_until 30 "hb to hold $((N + 1)) messages" inbox_count_at_least hb $((N + 1))
 wait_until 30 "ha to hold $N messages" inbox_count_at_least ha $N
 expected_b=$( { echo "hello b"; for i in $(seq 1 $N); do echo "a2b-$i"; done; } )

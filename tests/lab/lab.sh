@@ -30,6 +30,14 @@
 # $LAB_DIR as /tmp/khlab-logs.<ID> after cleanup. Needs env UDP_PROBE (path
 # of udp_probe) only for lab_probe and lab_echo_server.
 #
+# Impairment (lab_impair): loss is an nftables rule (table kh_impair). Delay
+# tries tc netem; kernels without sch_netem (like our CI's) get it from
+# NFQUEUE instead: iptables (iptables-nft) rules in the node's namespace,
+# raw table, chain KH_DELAY, queue the uplink's packets to nfq_delay (built
+# next to udp_probe; env NFQ_DELAY overrides the path), which holds each one
+# for the delay. nfq_delay runs in that namespace via lab_spawn, so cleanup
+# stops it by PID; its rules go away with the namespace.
+#
 # Router types (lab_nat_router), all without hairpinning:
 #   open            no NAT at all: the "host behind it" is placed directly on
 #                   the internet bridge with the router's PUBLIC_IP as its own
@@ -72,6 +80,7 @@ declare -gA LAB_IP=()        # node -> its own address
 declare -gA LAB_ROUTER_OF=() # LAN host -> router
 declare -gA LAB_UPLINK=()    # node -> name of its uplink interface
 declare -gA LAB_NHOSTS=()    # router -> hosts behind it
+declare -gA LAB_PEER=()      # node -> "NAMESPACE IFNAME" of its uplink's far veth end
 
 _lab_log() { printf '[lab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 _lab_err() { printf 'lab: error: %s\n' "$*" >&2; return 1; }
@@ -173,7 +182,7 @@ lab_init() {
   LAB_INET="${LAB_PFX}-inet"
   LAB_BRIDGE="${LAB_PFX}br"
   LAB_PIDS=() LAB_NAMESPACES=() LAB_NODES=() LAB_NEXT_IDX=1 _LAB_CLEANED=
-  LAB_KIND=() LAB_TYPE=() LAB_PUBIP=() LAB_LANPFX=() LAB_IP=() LAB_ROUTER_OF=() LAB_UPLINK=() LAB_NHOSTS=()
+  LAB_KIND=() LAB_TYPE=() LAB_PUBIP=() LAB_LANPFX=() LAB_IP=() LAB_ROUTER_OF=() LAB_UPLINK=() LAB_NHOSTS=() LAB_PEER=()
   echo $$ >"$LAB_DIR/owner"
   _LAB_OWNER_BASHPID=$BASHPID
   _lab_install_traps
@@ -215,6 +224,7 @@ _lab_attach_public() {
   # Both public /24s are on the same wire: everything public is on-link.
   _lab_do ip -n "$ns" route add default dev "$ifname" scope link || return 1
   LAB_UPLINK[$name]=$ifname
+  LAB_PEER[$name]="$LAB_INET $outer"
 }
 
 # lab_public_host NAME IP: a host namespace directly on the internet bridge
@@ -388,6 +398,7 @@ lab_host() {
   _lab_do ip -n "$ns" route add default via "$lan.1" || return 1
   LAB_IP[$name]=$ip
   LAB_UPLINK[$name]=$inner
+  LAB_PEER[$name]="$rns $outer"
   LAB_NHOSTS[$router]=$(( LAB_NHOSTS[$router] + 1 ))
   _lab_log "host $name: $ip behind $router (${LAB_TYPE[$router]})"
 }
@@ -418,14 +429,27 @@ _lab_router_ns() {
 }
 
 # lab_impair NODE [--loss PERCENT] [--delay MS] [--direction both|in|out] | --clear
-# Impairs NODE's uplink (a router's public leg; any other node's interface):
+# Impairs NODE's uplink (a router's public leg; any other node's interface).
+# "in" = towards NODE, "out" = from NODE (for a router: what its LAN sends to
+# the internet); "both" applies the setting in each direction.
 #   --loss PERCENT  drops PERCENT % (0-100, up to 2 decimals) of IPv4 packets,
 #                   independently in each chosen direction (nftables netdev
 #                   ingress/egress + numgen), so with "both" a round trip
 #                   survives with (1-p)^2. Replaces the previous loss setting.
-#   --delay MS      tries tc netem; this kernel has no sch_netem, in which case
-#                   it says so and returns 1 (loss is still applied).
-#   --clear         removes loss and delay.
+#   --delay MS      holds each packet MS ms in each chosen direction (so with
+#                   "both" a round trip grows by 2*MS). Replaces the previous
+#                   delay setting and leaves loss alone (they combine). Tries
+#                   tc netem (egress of the uplink for "out", egress of the
+#                   far veth end for "in"); kernels without sch_netem fall
+#                   back to NFQUEUE: iptables rules in NODE's namespace (raw
+#                   table, chain KH_DELAY, see _lab_delay_nfq) queue the
+#                   packets to an nfq_delay process (env NFQ_DELAY, default:
+#                   next to UDP_PROBE) started with lab_spawn. If neither
+#                   works it says "delay UNAVAILABLE" and returns 1 (loss is
+#                   still applied). Call it in the lab's own shell, not
+#                   inside $(...), so that process is recorded in LAB_PIDS.
+#   --clear         removes loss and delay (rules first, then stops nfq_delay,
+#                   which lets the packets it still holds go).
 lab_impair() {
   local node=${1:-} loss='' delay='' dir=both clear='' ns ifname n rc=0
   shift || true
@@ -445,9 +469,7 @@ lab_impair() {
   if [[ -n $clear ]]; then
     ip netns exec "$ns" nft delete table netdev kh_impair 2>/dev/null || true
     ip netns exec "$ns" nft delete table inet kh_impair 2>/dev/null || true
-    if tc -n "$ns" qdisc show dev "$ifname" 2>/dev/null | grep -q netem; then
-      tc -n "$ns" qdisc del dev "$ifname" root 2>/dev/null || true
-    fi
+    _lab_delay_clear "$node"
     _lab_log "impair $node: cleared"
     return 0
   fi
@@ -466,17 +488,118 @@ lab_impair() {
     _lab_log "impair $node: ${loss}% loss ($dir) on $ifname"
   fi
   if [[ -n $delay ]]; then
-    [[ $delay =~ ^[0-9]+$ ]] || _lab_err "lab_impair: --delay MS" || return 1
-    local out
-    if out=$(tc -n "$ns" qdisc replace dev "$ifname" root netem delay "${delay}ms" 2>&1); then
-      _lab_log "impair $node: ${delay} ms delay (egress of $ifname)"
+    [[ $delay =~ ^[0-9]+$ ]] && (( delay <= 60000 )) || _lab_err "lab_impair: --delay MS (0-60000)" || return 1
+    _lab_delay_clear "$node"
+    local why_netem why_nfq
+    if why_netem=$(_lab_delay_netem "$node" "$delay" "$dir"); then
+      _lab_log "impair $node: $delay ms delay ($dir) via tc netem"
+    elif _lab_delay_nfq "$node" "$delay" "$dir" 2>"$LAB_DIR/nfq-setup.err"; then
+      _lab_log "impair $node: $delay ms delay ($dir) via NFQUEUE"
     else
-      printf 'lab_impair: delay UNAVAILABLE on %s: tc netem failed (%s); this kernel has no sch_netem. No delay applied.\n' \
-        "$node" "$out" >&2
+      why_nfq=$(tr '\n' ' ' <"$LAB_DIR/nfq-setup.err")
+      _lab_delay_clear "$node"
+      printf 'lab_impair: delay UNAVAILABLE on %s: tc netem failed (%s); NFQUEUE fallback failed (%s). No delay applied.\n' \
+        "$node" "$why_netem" "$why_nfq" >&2
       rc=1
     fi
   fi
   return $rc
+}
+
+# _lab_delay_netem NODE MS DIR: netem on the uplink's egress ("out") and on
+# the far veth end's egress ("in"). Prints why on failure, leaving nothing.
+_lab_delay_netem() {
+  local node=$1 ms=$2 dir=$3 ns="${LAB_PFX}-$1" out pns pif
+  read -r pns pif <<<"${LAB_PEER[$node]:-}"
+  if [[ $dir != in ]] && ! out=$(tc -n "$ns" qdisc replace dev "${LAB_UPLINK[$node]}" root netem delay "${ms}ms" 2>&1); then
+    echo "$out"; return 1
+  fi
+  if [[ $dir != out ]]; then
+    if [[ -z $pif ]]; then
+      out="no far end recorded for ${LAB_UPLINK[$node]}"
+    elif out=$(tc -n "$pns" qdisc replace dev "$pif" root netem delay "${ms}ms" 2>&1); then
+      return 0
+    fi
+    _lab_delay_clear "$node"
+    echo "$out"; return 1
+  fi
+}
+
+_LAB_NFQ_NUM=4711   # NFQUEUE instances are per network namespace
+
+# _lab_delay_nfq NODE MS DIR: starts nfq_delay in NODE's namespace, waits
+# until it has bound the queue, then queues NODE's uplink traffic to it.
+# The rules live in the raw table (before conntrack), not mangle: a packet
+# held after conntrack has an unconfirmed entry, so the next packets of a
+# new flow would each get their own entry (and NAT port) until it is let go.
+_lab_delay_nfq() {
+  local node=$1 ms=$2 dir=$3 ns="${LAB_PFX}-$1" ifname=${LAB_UPLINK[$1]} bin log pid i
+  bin=${NFQ_DELAY:-}
+  [[ -n $bin || -z ${UDP_PROBE:-} ]] || bin="$(dirname "$UDP_PROBE")/nfq_delay"
+  [[ -n $bin && -x $bin ]] || { echo "no nfq_delay binary (set NFQ_DELAY; got '${bin}')" >&2; return 1; }
+  command -v iptables >/dev/null 2>&1 || { echo "no iptables (Debian package iptables)" >&2; return 1; }
+  log="nfq_delay-$node.log"
+  : >"$LAB_DIR/$log"
+  lab_spawn "$node" "$log" "$bin" --queue "$_LAB_NFQ_NUM" --delay-ms "$ms" || return 1
+  pid=$LAB_LAST_PID
+  echo "$pid" >"$LAB_DIR/nfq_delay-$node.pid"
+  for (( i = 0; i < 100; i++ )); do
+    grep -q "^nfq_delay: queue $_LAB_NFQ_NUM, delay $ms ms" "$LAB_DIR/$log" && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if ! grep -q "^nfq_delay: queue" "$LAB_DIR/$log"; then
+    echo "nfq_delay did not bind queue $_LAB_NFQ_NUM: $(tr '\n' ' ' <"$LAB_DIR/$log")" >&2
+    return 1
+  fi
+  # --queue-bypass: with no program on the queue, packets pass undelayed
+  # instead of being dropped (e.g. between --clear's two steps).
+  {
+    echo "*raw"
+    echo ":KH_DELAY - [0:0]"
+    echo "-A KH_DELAY -j NFQUEUE --queue-num $_LAB_NFQ_NUM --queue-bypass"
+    [[ $dir == out ]] || echo "-A PREROUTING -i $ifname -j KH_DELAY"
+    if [[ $dir != in ]]; then
+      echo "-A OUTPUT -o $ifname -j KH_DELAY"
+      # A router's forwarded packets: raw PREROUTING is before routing, so
+      # take what its LAN sends anywhere but the router itself.
+      if [[ ${LAB_KIND[$node]} == router ]]; then
+        echo "-A PREROUTING -i ${LAB_PFX}lan ! -d ${LAB_LANPFX[$node]}.0/24 -j KH_DELAY"
+      fi
+    fi
+    echo "COMMIT"
+  } | ip netns exec "$ns" iptables-restore --noflush || return 1
+}
+
+# _lab_delay_clear NODE: removes any delay from NODE (netem qdiscs, the
+# KH_DELAY rules, then its nfq_delay process, stopped by PID).
+_lab_delay_clear() {
+  local node=$1 ns="${LAB_PFX}-$1" ifname=${LAB_UPLINK[$1]} pns pif spec pidfile pid
+  if tc -n "$ns" qdisc show dev "$ifname" 2>/dev/null | grep -q netem; then
+    tc -n "$ns" qdisc del dev "$ifname" root 2>/dev/null || true
+  fi
+  read -r pns pif <<<"${LAB_PEER[$node]:-}"
+  if [[ -n $pif ]] && tc -n "$pns" qdisc show dev "$pif" 2>/dev/null | grep -q netem; then
+    tc -n "$pns" qdisc del dev "$pif" root 2>/dev/null || true
+  fi
+  if command -v iptables >/dev/null 2>&1 && ip netns exec "$ns" iptables -t raw -n -L KH_DELAY >/dev/null 2>&1; then
+    # Delete exactly our jumps (the specs hold no quoted words), then the chain.
+    while read -r spec; do
+      # shellcheck disable=SC2086
+      ip netns exec "$ns" iptables -t raw -D $spec 2>/dev/null || true
+    done < <(ip netns exec "$ns" iptables -t raw -S 2>/dev/null | sed -n 's/^-A \(.* -j KH_DELAY\)$/\1/p')
+    ip netns exec "$ns" iptables -t raw -F KH_DELAY 2>/dev/null || true
+    ip netns exec "$ns" iptables -t raw -X KH_DELAY 2>/dev/null || true
+  fi
+  pidfile="$LAB_DIR/nfq_delay-$node.pid"
+  if [[ -f $pidfile ]]; then
+    pid=$(cat "$pidfile")
+    rm -f "$pidfile"
+    # Only if that PID still runs in NODE's namespace (never a reused PID).
+    if [[ $pid =~ ^[0-9]+$ ]] && ip netns pids "$ns" 2>/dev/null | grep -qx "$pid"; then
+      lab_stop "$pid" TERM >/dev/null 2>&1 || true
+    fi
+  fi
 }
 
 _lab_drop_rule() { # MATCH N COUNTER: drops N/10000 of the matched packets

@@ -33,7 +33,7 @@ E2=198.51.100.2     # echo server 2: a different public IP (and subnet)
 EP=3478             # echo port
 declare -A RPUB=([ropen]=203.0.113.10 [rfc]=203.0.113.11 [rpr]=203.0.113.12
                  [rsym]=203.0.113.13 [rblk]=203.0.113.14 [rto]=203.0.113.15
-                 [rloss]=203.0.113.16)
+                 [rloss]=203.0.113.16 [rdly]=203.0.113.17)
 
 setup() {
   set -e
@@ -47,6 +47,7 @@ setup() {
   lab_nat_router rblk  udpblocked     "${RPUB[rblk]}"   10.0.14
   lab_nat_router rto   portrestricted "${RPUB[rto]}"    10.0.15
   lab_nat_router rloss portrestricted "${RPUB[rloss]}"  10.0.16
+  lab_nat_router rdly  portrestricted "${RPUB[rdly]}"   10.0.17
   lab_host hopen ropen 10.0.10.2
   lab_host hfc   rfc   10.0.11.2
   lab_host hpr   rpr   10.0.12.2
@@ -55,6 +56,7 @@ setup() {
   lab_host hblk  rblk  10.0.14.2
   lab_host hto   rto   10.0.15.2
   lab_host hloss rloss 10.0.16.2
+  lab_host hdly  rdly  10.0.17.2
   lab_echo_server echo1 $EP 150
   lab_echo_server echo2 $EP 150
   set +e
@@ -234,11 +236,47 @@ fi
 lab_impair rloss --clear >/dev/null 2>&1
 out=$(lab_probe hloss burst "$E1:$EP" --count 20 --interval-ms 5 --wait-ms 500)
 [[ $out == "answered 20/20" ]] && pass "loss cleared: $out" || fail "loss cleared: want 20/20, got '$out'"
-if msg=$(lab_impair rloss --delay 50 2>&1); then
-  info "delay: tc netem works here ($msg)"
-  lab_impair rloss --clear >/dev/null 2>&1
+
+# ---------------------------------------------------------------- delay knob
+# RTT = wall time of one "ask" of RTT_N probes in a row (one try each) / N:
+# the process start is spread over N probes, and the growth is measured
+# against a baseline taken the same way. Prints "MS ANSWERED" (MS integer).
+RTT_N=10
+rtt() { # NODE
+  local t0 t1 out i targets=()
+  for (( i = 0; i < RTT_N; i++ )); do targets+=("$E1:$EP"); done
+  t0=$(date +%s%N)
+  out=$(lab_probe "$1" ask --tries 1 --timeout-ms 1000 "${targets[@]}")
+  t1=$(date +%s%N)
+  echo "$(( (t1 - t0) / 1000000 / RTT_N )) $(grep -c -- '-> seen ' <<<"$out")"
+}
+read -r base_ms base_k < <(rtt hdly)
+# Not inside $(...): lab_impair starts nfq_delay and records its PID here.
+lab_impair rdly --delay 100 2>"$LAB_DIR/impair-delay.err"
+rc=$?
+how=$(grep -m1 -o 'via [A-Za-z ]*\|UNAVAILABLE.*' "$LAB_DIR/impair-delay.err")
+if [[ $rc -ne 0 ]]; then
+  fail "delay: lab_impair rdly --delay 100 failed: ${how:-$(tr '\n' ' ' <"$LAB_DIR/impair-delay.err")}"
 else
-  info "delay: unavailable as expected, lab_impair said: $(grep -m1 UNAVAILABLE <<<"$msg")"
+  read -r d_ms d_k < <(rtt hdly)
+  grow=$((d_ms - base_ms))
+  what="delay 100 ms both ways ($how): RTT ${base_ms} -> ${d_ms} ms (+${grow}, want +180..300), answered $base_k/$RTT_N -> $d_k/$RTT_N"
+  if (( base_k == RTT_N && d_k == RTT_N && grow >= 180 && grow <= 300 )); then
+    pass "$what"
+  else
+    fail "$what (want every probe answered)"
+  fi
+  # A burst (40 probes 5 ms apart: ~40 packets held at once each way).
+  out=$(lab_probe hdly burst "$E1:$EP" --count 40 --interval-ms 5 --wait-ms 800)
+  [[ $out == "answered 40/40" ]] && pass "delay burst: $out" || fail "delay burst: want 40/40, got '$out'"
+  lab_impair rdly --clear >/dev/null 2>&1
+  read -r c_ms c_k < <(rtt hdly)
+  rules=$(lab_exec rdly iptables -t raw -S 2>/dev/null | grep -c KH_DELAY)
+  if (( c_k == RTT_N && c_ms < 20 && rules == 0 )) && [[ -z $(ip netns pids "$(lab_ns rdly)") ]]; then
+    pass "delay cleared: RTT ${c_ms} ms (< 20), no KH_DELAY rules, no nfq_delay left"
+  else
+    fail "delay cleared: RTT ${c_ms} ms (want < 20), $c_k/$RTT_N answered, $rules KH_DELAY rules, pids in rdly: '$(ip netns pids "$(lab_ns rdly)" | tr '\n' ' ')'"
+  fi
 fi
 
 # ------------------------------------------------- conntrack timeout, phase 2

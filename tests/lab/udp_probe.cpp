@@ -47,15 +47,13 @@
 #include <string_view>
 #include <vector>
 
+constexpr const char* kToolName = "udp_probe";
+#include "tool_args.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-[[noreturn]] void die(const std::string& msg) {
-  std::fprintf(stderr, "udp_probe: %s\n", msg.c_str());
-  std::exit(2);
-}
 
 [[noreturn]] void usage() {
   std::fputs(
@@ -70,15 +68,6 @@ using std::chrono::milliseconds;
   std::exit(2);
 }
 
-long parse_num(std::string_view s, long lo, long hi, const char* what) {
-  std::string str(s);
-  char* end = nullptr;
-  errno = 0;
-  long v = std::strtol(str.c_str(), &end, 10);
-  if (str.empty() || errno != 0 || *end != '\0' || v < lo || v > hi)
-    die(std::string("bad ") + what + ": '" + str + "'");
-  return v;
-}
 
 sockaddr_in parse_endpoint(std::string_view s) {
   auto colon = s.rfind(':');

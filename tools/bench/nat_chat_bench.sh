@@ -63,43 +63,10 @@ fail() {
   exit 1
 }
 
-kh() {
-  local name=$1; shift
-  timeout 15 "$BIN/keyhole" --socket "$LAB_DIR/$name/control.sock" "$@"
-}
-flat() { tr -d '\n' | tr -s ' '; }
-json_str() { flat | sed -n "s/.*\"$1\": *\"\\([^\"]*\\)\".*/\\1/p"; }
-json_raw() { flat | sed -n "s/.*\"$1\": *\\([^,}\" ]*\\).*/\\1/p"; }
-
-# wait_until SECONDS WHAT CMD...: retries CMD every 0.1 s until it succeeds.
-wait_until() {
-  local seconds=$1 what=$2; shift 2
-  local deadline=$(( $(date +%s%N) + seconds * 1000000000 ))
-  while (( $(date +%s%N) < deadline )); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  fail "timed out after ${seconds}s waiting for: $what"
-}
-
-declare -A DPID=()
-# start_daemon NODE NAME ARGS...: keyholed in NODE, state/socket under $LAB_DIR/NAME.
-start_daemon() {
-  local node=$1 name=$2; shift 2
-  rm -rf "${LAB_DIR:?}/$name"
-  mkdir -p "$LAB_DIR/$name"
-  lab_spawn "$node" "$name.log" "$BIN/keyholed" --config "$LAB_DIR/keyholed.toml" \
-    --state-dir "$LAB_DIR/$name/state" --control "$LAB_DIR/$name/control.sock" \
-    --bind 0.0.0.0 --network "$NETWORK" --log-level warn "$@"
-  DPID[$name]=$LAB_LAST_PID
-  wait_until 10 "$name's control socket" kh "$name" status
-  kill -0 "${DPID[$name]}" 2>/dev/null || fail "$name's daemon exited at start"
-}
-stop_daemon() {
-  [[ -n ${DPID[$1]:-} ]] || return 0
-  lab_stop "${DPID[$1]}" TERM || log "note: $1 exited with status $? on SIGTERM"
-  unset "DPID[$1]"
-}
+# kh, json_str, wait_until, start_daemon, stop_daemon: tests/lab/keyhole_lab.sh
+KHL_LOG_LEVEL=warn
+# shellcheck source=../../tests/lab/keyhole_lab.sh
+source "$HERE/../../tests/lab/keyhole_lab.sh"
 public_endpoint_is() { [[ $(kh "$1" status --json | json_str public_endpoint) == "$2" ]]; }
 public_endpoint_set() { [[ -n $(kh "$1" status --json | json_str public_endpoint) ]]; }
 

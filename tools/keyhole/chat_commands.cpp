@@ -114,6 +114,18 @@ int run_send(const Invocation& invocation, std::ostream& out, std::ostream& err)
         events = subscribe(invocation, ignored);
     }
 
+    if (show_progress) {
+        // A session that is already up sends no event; say which path it uses.
+        if (auto peers = client->call(json{{"cmd", "peers"}}); peers && peers->ok) {
+            const json& list = field(peers->result, "peers");
+            for (const auto& entry : list.is_array() ? list : json::array()) {
+                if (!same_peer(field(entry, "id"), peer) || field(entry, "state") != "up") continue;
+                json event = entry;
+                event["event"] = "peer";
+                if (auto text = peer_event_text(event, /*with_endpoint=*/true)) err << *text << '\n';
+            }
+        }
+    }
     const auto timeout = std::chrono::milliseconds(
                              static_cast<std::int64_t>(std::ceil(wait_seconds * 1000))) +
                          kSendWaitGrace;

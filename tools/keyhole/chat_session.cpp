@@ -32,7 +32,8 @@ public:
           out_(out),
           err_(err),
           stdin_is_terminal_(::isatty(STDIN_FILENO) == 1),
-          stdout_is_terminal_(::isatty(STDOUT_FILENO) == 1) {}
+          stdout_is_terminal_(::isatty(STDOUT_FILENO) == 1),
+          stderr_is_terminal_(::isatty(STDERR_FILENO) == 1) {}
 
     int run();
 
@@ -51,6 +52,10 @@ private:
     std::ostream& err_;
     const bool stdin_is_terminal_;
     const bool stdout_is_terminal_;
+    // Progress (looking up, connecting, session up via a path) is for a
+    // person watching; it goes to stderr and only when that is a terminal,
+    // so piped output holds the conversation alone.
+    const bool stderr_is_terminal_;
 
     bool stdin_open_ = true;
     std::string input_;
@@ -117,8 +122,10 @@ void ChatSession::on_event(const json& event) {
         }
     } else if (kind == "peer") {
         if (!same_peer(field(event, "peer"), peer_)) return;
+        if (!stderr_is_terminal_) return;
         if (auto text = peer_event_text(event, /*with_endpoint=*/false)) {
-            out_ << "* " << *text << '\n';
+            out_.flush();
+            err_ << "* " << *text << '\n';
         }
     }
 }

@@ -6,6 +6,7 @@
 #include "chat_commands.h"
 #include "keyhole/identity/peer_id.h"
 #include "render.h"
+#include "status_text.h"
 
 namespace keyhole::cli {
 
@@ -77,29 +78,6 @@ void print_id(const json& result, std::ostream& out) {
 }
 
 // ---------------------------------------------------------------------------
-// status
-
-void print_status(const json& result, std::ostream& out) {
-    std::string dht_nodes = plain(field(result, "dht_nodes"));
-    if (const json& dubious = field(result, "dht_nodes_dubious");
-        dubious.is_number_integer() && dubious.get<std::int64_t>() > 0) {
-        dht_nodes += " (" + dump_text(dubious) + " dubious)";
-    }
-    print_fields(out, {
-                          {"id", plain(field(result, "id"))},
-                          {"mode", plain(field(result, "mode"))},
-                          {"dht_nodes", dht_nodes},
-                          {"public_endpoint", plain(field(result, "public_endpoint"), "unknown")},
-                          {"public_addresses", list_text(field(result, "public_addresses"))},
-                          {"nat", plain(field(result, "nat"), "unknown")},
-                          {"relays", list_text(field(result, "relays"), relay_text)},
-                          {"sessions", plain(field(result, "sessions"))},
-                          {"uptime_s", plain(field(result, "uptime_s"))},
-                          {"record_sequence", plain(field(result, "record_sequence"))},
-                      });
-}
-
-// ---------------------------------------------------------------------------
 // lookup
 
 Result<json> build_lookup(const Invocation& invocation) {
@@ -153,7 +131,7 @@ const std::vector<Command>& command_table() {
          .print_result = print_id},
         {.name = "status",
          .argument_synopsis = "",
-         .summary = "show the daemon's DHT, NAT and session state",
+         .summary = "summary of the daemon: DHT, NAT, sessions, queue (--json: everything)",
          .build_request = without_arguments("status"),
          .print_result = print_status},
         {.name = "lookup",

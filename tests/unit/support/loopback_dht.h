@@ -32,7 +32,7 @@ struct LoopbackDhtNode {
                 dht.deliver(data, from);
             }
         });
-        auto started = dht.start({udp.local_endpoint(), bootstrap, network});
+        auto started = dht.start({udp.local_endpoint(), bootstrap, network, std::nullopt});
         EXPECT_TRUE(started.ok()) << (started ? "" : started.error());
     }
     ~LoopbackDhtNode() {

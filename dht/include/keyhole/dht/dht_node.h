@@ -3,12 +3,14 @@
 // the daemon's io_context, so callers never see OpenDHT's thread or types.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <optional>
 #include <vector>
 
 #include <asio/io_context.hpp>
@@ -16,6 +18,7 @@
 #include "keyhole/identity/endpoint.h"
 #include "keyhole/identity/peer_id.h"
 #include "keyhole/identity/record.h"
+#include "keyhole/identity/relay_announcement.h"
 #include "keyhole/result.h"
 
 namespace keyhole::dht {
@@ -30,6 +33,11 @@ struct DhtOptions {
     Endpoint local_endpoint;             // what the shared UDP port is bound to
     std::vector<std::string> bootstrap;  // "host:port"; names are resolved
     std::uint32_t network_id = 0;
+    // When set, the DHT node id is derived from this identity, so a daemon
+    // that restarts takes its old place in other nodes' routing tables
+    // instead of leaving a dead entry there (which slows every search that
+    // meets it by a response timeout). Unset: a random id (bootstrap nodes).
+    std::optional<identity::PeerId> node_identity;
 };
 
 struct DhtHealth {
@@ -38,8 +46,17 @@ struct DhtHealth {
     std::vector<std::string> public_addresses;  // IPs other nodes report for us (no port)
 };
 
+// Upper bounds (ms) of the lookup latency buckets in LookupStats.
+inline constexpr std::array<std::uint32_t, 8> kLookupLatencyBoundsMs = {50, 100, 250, 500, 1000, 2500, 5000, 10000};
+
 struct LookupStats {
     std::uint64_t records_rejected = 0;  // values that failed verification
+    std::uint64_t lookups_found = 0;     // finished lookups, by result
+    std::uint64_t lookups_not_found = 0;
+    // Finished lookups by duration: [i] is <= kLookupLatencyBoundsMs[i] (and
+    // above the bound before it); the last entry is above every bound.
+    std::array<std::uint64_t, kLookupLatencyBoundsMs.size() + 1> latency_counts{};
+    double latency_sum_s = 0;
 };
 
 constexpr std::size_t kMaxInboxMessage = 1024;
@@ -70,13 +87,21 @@ public:
 
     // Finds the verified record with the highest sequence, or an error
     // "not found" after at most `timeout`.
-    void lookup(const identity::PeerId& peer, std::chrono::milliseconds timeout, LookupCallback done);
+    // `first_found`, if given, gets the first verified record as soon as it
+    // arrives (the search may still be waiting for slow or dead nodes): enough
+    // to know the peer is online, not that it is its newest record.
+    void lookup(const identity::PeerId& peer, std::chrono::milliseconds timeout, LookupCallback done,
+                std::function<void(const identity::IdentityRecord&)> first_found = {});
 
-    // Connect requests travel through a DHT "inbox" per identity: a key only
-    // its owner listens on. Values are opaque here (Noise handshake messages),
+    // Connect requests travel through a DHT "inbox" per identity, stored next
+    // to its record (same key, own value type). The owner listens for requests
+    // there, and a peer connecting to it listens there for the response while
+    // its handshake runs. Values are opaque here (Noise handshake messages),
     // at most kMaxInboxMessage bytes, and stored for a short time only.
     using InboxCallback = std::function<void(std::vector<std::uint8_t> message)>;
-    void listen_inbox(const identity::PeerId& owner, InboxCallback on_message);
+    using InboxListen = std::uint64_t;
+    InboxListen listen_inbox(const identity::PeerId& owner, InboxCallback on_message);
+    void stop_listening(InboxListen listen);
     void send_to_inbox(const identity::PeerId& owner, std::vector<std::uint8_t> message);
 
     // Known DHT nodes' addresses (for address reflection).
@@ -84,6 +109,20 @@ public:
 
     DhtHealth health() const;
     LookupStats lookup_stats() const;
+
+    // Relays (issue #5). A relay puts its signed announcement
+    // (identity::encode_signed_announcement) under the well-known key
+    // "keyhole/v1/relays" and keeps it stored until withdraw_relay() or the
+    // next announce_relay(). Refuses an announcement that does not verify.
+    Status announce_relay(std::vector<std::uint8_t> signed_announcement);
+    void withdraw_relay();
+    bool relay_announcement_stored() const;
+    // Every verified, unexpired announcement found within `timeout` (the
+    // latest per relay; forged, expired or malformed values are skipped and
+    // counted in relay_announcements_rejected()). Empty if none.
+    using RelaysCallback = std::function<void(std::vector<identity::RelayAnnouncement>)>;
+    void find_relays(std::chrono::milliseconds timeout, RelaysCallback done);
+    std::uint64_t relay_announcements_rejected() const;
 
 private:
     struct Impl;

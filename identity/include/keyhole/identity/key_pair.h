@@ -38,6 +38,13 @@ public:
     // crypto_sign_ed25519_*_to_curve25519), for the session handshake.
     std::array<std::uint8_t, 32> x25519_secret() const;
     std::array<std::uint8_t, 32> x25519_public() const;
+    // The 32-byte Ed25519 seed (the secret half), for GnuTLS: a relay's TLS
+    // certificate is made over its identity key. Handle it like the key itself.
+    std::array<std::uint8_t, 32> ed25519_seed() const {
+        std::array<std::uint8_t, 32> seed{};
+        for (std::size_t i = 0; i < seed.size(); ++i) seed[i] = secret_key_[i];
+        return seed;
+    }
 
     KeyPair(const KeyPair&) = default;
     KeyPair& operator=(const KeyPair&) = default;

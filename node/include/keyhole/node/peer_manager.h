@@ -24,13 +24,18 @@
 #include "keyhole/identity/key_pair.h"
 #include "keyhole/node/config.h"
 #include "keyhole/transport/noise.h"
+#include "keyhole/transport/probe_socket_pool.h"
 #include "keyhole/transport/secure_session.h"
 #include "keyhole/transport/udp_port.h"
 #include "keyhole/transport/wire.h"
 
+#include "keyhole/node/nat_classifier.h"
+
 namespace keyhole::node {
 
-enum class PeerState { idle, looking_up, connecting, up, down };
+// no_path: the handshake worked but punching found no direct path (both NATs
+// endpoint-dependent, or UDP filtered); the session waits for a relay.
+enum class PeerState { idle, looking_up, connecting, up, down, no_path };
 const char* to_string(PeerState state);
 
 struct PeerInfo {
@@ -39,6 +44,9 @@ struct PeerInfo {
     std::optional<identity::Endpoint> path;  // the direct path in use
     std::optional<double> rtt_ms;
     std::optional<double> last_seen_s;
+    identity::NatClass peer_nat = identity::NatClass::unknown;  // as the peer announced it
+    bool via_probe_socket = false;  // the path was found by birthday probing
+    std::string detail;             // why there is no path (last failure), for a person
 };
 
 struct PeerCallbacks {
@@ -57,6 +65,18 @@ struct PeerStats {
     std::uint64_t punch_probes_sent = 0;
     std::uint64_t connect_requests_sent = 0;
     std::uint64_t handshakes_completed = 0;  // as initiator or responder
+    std::uint64_t punches_started = 0;       // sessions that began punching
+    std::uint64_t punches_succeeded = 0;     // ... and found a direct path
+    std::uint64_t birthday_probes_sent = 0;  // probes to guessed ports / from extra sockets
+    std::uint64_t paths_lost = 0;            // live paths whose keepalives went unanswered
+};
+
+// The local socket a datagram arrived on / leaves from: the daemon's shared
+// port (no pool) or one of a birthday-probing pool's sockets.
+struct LocalSocket {
+    std::shared_ptr<transport::ProbeSocketPool> pool;
+    std::size_t index = 0;
+    friend bool operator==(const LocalSocket&, const LocalSocket&) = default;
 };
 
 class PeerManager {
@@ -84,7 +104,8 @@ public:
 
     std::vector<PeerInfo> peers() const;
     std::size_t sessions_up() const;
-    std::optional<identity::Endpoint> public_endpoint() const { return public_endpoint_; }
+    std::optional<identity::Endpoint> public_endpoint() const;
+    identity::NatClass nat_class() const;
     const PeerStats& stats() const { return stats_; }
 
 private:
@@ -103,14 +124,27 @@ private:
     void on_reply(std::uint32_t initiator_index, std::span<const std::uint8_t> noise_message);
     void session_established(Slot& slot, std::unique_ptr<transport::SecureSession> session,
                              std::vector<identity::Endpoint> candidates);
-    void on_frame(const transport::Frame& frame, const identity::Endpoint& from);
+    void handle_packet(std::span<const std::uint8_t> datagram, const identity::Endpoint& from, const LocalSocket& via);
+    void on_frame(const transport::Frame& frame, const identity::Endpoint& from, const LocalSocket& via);
     void send_control(Slot& slot, std::uint8_t kind, const identity::Endpoint& to,
-                      std::span<const std::uint8_t> body = {});
+                      std::span<const std::uint8_t> body = {}, const LocalSocket& via = {});
+    void path_found(Slot& slot, const identity::Endpoint& remote, const LocalSocket& via);
+    void drop_probing(Slot& slot);
+    void stop_reply_listen(Slot& slot);
+    void drop_session(Slot& slot);
     void failed(Slot& slot, const std::string& why);
+
+    // Punching (timers.cpp-style: everything this daemon sends on its own
+    // while punching is decided in tick(); these set up and send).
+    void begin_punching(Slot& slot);
+    void send_punch_probes(Slot& slot, std::chrono::steady_clock::time_point now);
+    void path_lost(Slot& slot);
+    void refresh_reflection();
 
     void send_reflect_requests();
     void on_reflect_response(const transport::ReflectResponse& response, const identity::Endpoint& from);
-    std::vector<identity::Endpoint> our_candidates() const;
+    std::vector<identity::Endpoint> host_candidates() const;  // interface addresses with our port
+    std::vector<identity::Endpoint> our_candidates() const;   // ... plus the reflexive one
 
     // Session timers (punch, keepalive, dead path, retries, reflection); the
     // delivery layer has its own retransmission timer.
@@ -136,7 +170,10 @@ private:
     std::deque<std::pair<std::chrono::steady_clock::time_point, std::array<std::uint8_t, 32>>> hello_order_;
 
     std::map<transport::ReflectNonce, std::chrono::steady_clock::time_point> reflect_pending_;
-    std::optional<identity::Endpoint> public_endpoint_;
+    NatClassifier nat_;
+    std::vector<identity::Endpoint> answered_reflectors_;  // most recent first
+    identity::NatClass announced_nat_ = identity::NatClass::unknown;  // last class logged
+    std::chrono::steady_clock::time_point fresh_reflection_until_{};  // after a path loss: wait for new mapping
     std::chrono::steady_clock::time_point next_reflect_{};
     std::chrono::milliseconds reflect_retry_{0};
     PeerStats stats_;
