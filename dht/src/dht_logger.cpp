@@ -26,6 +26,14 @@ namespace {
         // Our socket is IPv4-only by choice; OpenDHT says so on every search.
         if (text.find("IPv6") != std::string_view::npos && text.find("unsupported") != std::string_view::npos)
             return;
+        // OpenDHT 2.4 reports this per stored value and listener each time a
+        // value under a listened key changes (every connect request and
+        // record refresh); it is about OpenDHT's own bookkeeping, nothing an
+        // operator can act on.
+        if (text.find("request without socket") != std::string_view::npos) {
+            if (logger->should_log(spdlog::level::trace)) logger->log(spdlog::level::trace, "dht: {}", text);
+            return;
+        }
         logger->log(level, "dht: {}", text);
     });
 }
