@@ -14,7 +14,7 @@
 #     LAN address: the two LANs cannot reach each other); 20 messages each
 #     way arrive exactly once and in order;
 #  3. keepalives hold the NAT mappings open: with both routers' conntrack UDP
-#     timeouts at 30 s and the keepalive interval at 15 s, after 120 s idle a
+#     timeouts at 20 s and the keepalive interval at 15 s, after 60 s idle a
 #     send --wait a->b is delivered within 5 s, with no new connect request or
 #     handshake on either side, the session never went down and the path never
 #     moved; nftables counters in the routers show the keepalives crossing
@@ -41,8 +41,8 @@ RB_PUB=203.0.113.22
 HA_IP=10.1.1.2
 HB_IP=10.1.2.2
 KEEPALIVE_S=15     # the daemon's default, written into its config to be explicit
-CT_TIMEOUT_S=30    # conntrack UDP timeouts on both routers for the idle phase
-IDLE_S=120
+CT_TIMEOUT_S=20    # conntrack UDP timeouts on both routers for the idle phase (3 expiries in IDLE_S)
+IDLE_S=60
 KEEPALIVE_UDP_LEN=49  # UDP length of a keepalive (and its answer): 8 + 16 (header) + 1 + 8 (stamp) + 16 (tag)
 MIN_KEEPALIVES=$(( IDLE_S / KEEPALIVE_S - 2 ))
 
