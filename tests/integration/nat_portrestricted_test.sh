@@ -32,14 +32,6 @@ source "$HERE/../lab/keyhole_lab.sh"
 khl_use_bin "${1:-}"
 
 START=$SECONDS
-NETWORK=$(( (RANDOM << 15 | RANDOM) + 1000 ))  # a DHT network of our own
-BOOT_IP=203.0.113.10
-BOOT_PORT=4222
-CHAT_PORT=4300
-RA_PUB=203.0.113.21
-RB_PUB=203.0.113.22
-HA_IP=10.1.1.2
-HB_IP=10.1.2.2
 KEEPALIVE_S=15     # the daemon's default, written into its config to be explicit
 CT_TIMEOUT_S=20    # conntrack UDP timeouts on both routers for the idle phase (3 expiries in IDLE_S)
 IDLE_S=60
@@ -147,14 +139,7 @@ obs_stats() { # ROUTER: all counters on one line
 }
 
 # ------------------------------------------------------------------ 1. lab
-lab_init || fail "lab_init"
-{
-  lab_public_host boot "$BOOT_IP" &&
-  lab_nat_router ra portrestricted "$RA_PUB" 10.1.1 &&
-  lab_nat_router rb portrestricted "$RB_PUB" 10.1.2 &&
-  lab_host ha ra "$HA_IP" &&
-  lab_host hb rb "$HB_IP"
-} || fail "could not build the lab"
+khl_two_nat_lab  # boot, ra/ha, rb/hb and their addresses (keyhole_lab.sh)
 obs_install ra "$RB_PUB"
 obs_install rb "$RA_PUB"
 lab_info

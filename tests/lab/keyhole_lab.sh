@@ -111,6 +111,26 @@ stop_daemon() {
   return $rc
 }
 
+# khl_two_nat_lab: the lab of the port-restricted test and benchmark:
+#   boot  BOOT_IP 203.0.113.10   public host (bootstrap node, port BOOT_PORT 4222)
+#   ra    RA_PUB  203.0.113.21   portrestricted router, LAN 10.1.1.0/24 -- ha HA_IP 10.1.1.2
+#   rb    RB_PUB  203.0.113.22   portrestricted router, LAN 10.1.2.0/24 -- hb HB_IP 10.1.2.2
+# Sets those variables, CHAT_PORT (4300) and NETWORK, runs lab_init and
+# builds the lab (its log in $LAB_DIR/setup.log); fails the run otherwise.
+khl_two_nat_lab() {
+  NETWORK=$(( (RANDOM << 15 | RANDOM) + 1000 ))  # a DHT network of our own
+  BOOT_IP=203.0.113.10 BOOT_PORT=4222 CHAT_PORT=4300
+  RA_PUB=203.0.113.21 RB_PUB=203.0.113.22 HA_IP=10.1.1.2 HB_IP=10.1.2.2
+  lab_init || fail "lab_init"
+  {
+    lab_public_host boot "$BOOT_IP" &&
+    lab_nat_router ra portrestricted "$RA_PUB" 10.1.1 &&
+    lab_nat_router rb portrestricted "$RB_PUB" 10.1.2 &&
+    lab_host ha ra "$HA_IP" &&
+    lab_host hb rb "$HB_IP"
+  } >"$LAB_DIR/setup.log" 2>&1 || { cat "$LAB_DIR/setup.log"; fail "could not build the lab"; }
+}
+
 # daemon_diagnostics NAME...: status, peers and the interesting log lines.
 daemon_diagnostics() {
   local n

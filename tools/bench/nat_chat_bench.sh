@@ -42,14 +42,6 @@ for tool in keyholed keyhole; do
 done
 
 START=$SECONDS
-NETWORK=$(( (RANDOM << 15 | RANDOM) + 1000 ))
-BOOT_IP=203.0.113.10
-BOOT_PORT=4222
-CHAT_PORT=4300
-RA_PUB=203.0.113.21
-RB_PUB=203.0.113.22
-HA_IP=10.1.1.2
-HB_IP=10.1.2.2
 KEEPALIVE_S=15
 
 log() { printf '[+%3ds] %s\n' $((SECONDS - START)) "$*" >&2; }
@@ -75,14 +67,7 @@ public_endpoint_set() { [[ -n $(kh "$1" status --json | json_str public_endpoint
 source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 
 # ------------------------------------------------------------------ lab
-lab_init || fail "lab_init"
-{
-  lab_public_host boot "$BOOT_IP" &&
-  lab_nat_router ra portrestricted "$RA_PUB" 10.1.1 &&
-  lab_nat_router rb portrestricted "$RB_PUB" 10.1.2 &&
-  lab_host ha ra "$HA_IP" &&
-  lab_host hb rb "$HB_IP"
-} >/dev/null 2>&1 || fail "could not build the lab"
+khl_two_nat_lab  # boot, ra/ha, rb/hb and their addresses (keyhole_lab.sh)
 printf 'keepalive_interval_s = %s\n' "$KEEPALIVE_S" >"$LAB_DIR/keyholed.toml"
 
 # Keyhole frames (magic 0x6b680120 after the UDP header) of the ha <-> hb flow,
