@@ -13,7 +13,7 @@ packages=(
   libsystemd-dev libgtest-dev
   dhtnode iproute2 nftables conntrack procps
   dpkg-dev file systemd python3 util-linux passwd adduser
-  iptables libnetfilter-queue-dev
+  iptables libnetfilter-queue-dev tcpdump
 )
 
 # The Noise interop test runs an independent implementation on Node.js; a

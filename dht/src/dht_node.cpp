@@ -58,9 +58,12 @@ struct Announcement {
 struct Lookup {
     identity::PeerId peer;
     LookupCallback done;
-    std::function<void(const identity::IdentityRecord&)> first_found;  // called once, may be empty
+    std::function<void(const identity::IdentityRecord&)> found;  // the best so far, each time it improves; may be empty
+    std::uint64_t reported_sequence = 0;                          // the last record given to `found`
     std::chrono::steady_clock::time_point deadline;
     std::optional<identity::IdentityRecord> best;
+    std::vector<std::uint8_t> best_signed;  // the bytes of `best`, as found
+    std::function<void(std::vector<std::uint8_t>)> signed_done;  // lookup_signed(): gets best_signed
     std::string last_rejection;
     bool finished = false;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -210,6 +213,7 @@ struct DhtNode::Impl : std::enable_shared_from_this<DhtNode::Impl> {
         lookup->finished = true;
         lookup->deadline_timer->cancel();
         count_finished(*lookup);
+        if (lookup->signed_done) lookup->signed_done(lookup->best_signed);
         if (lookup->best) {
             lookup->done(*lookup->best);
         } else if (!lookup->last_rejection.empty()) {
@@ -217,6 +221,25 @@ struct DhtNode::Impl : std::enable_shared_from_this<DhtNode::Impl> {
         } else {
             lookup->done(fail("not found"));
         }
+    }
+
+    // Arms the deadline and starts the first get; a stopped DHT answers
+    // "not found" (empty bytes for lookup_signed) at once, on the loop.
+    void start_lookup(const std::shared_ptr<Lookup>& lookup, std::chrono::milliseconds timeout) {
+        lookup->deadline = std::chrono::steady_clock::now() + timeout;
+        lookup->deadline_timer = std::make_unique<asio::steady_timer>(io, timeout);
+        if (!running) {
+            asio::post(io, [lookup] {
+                if (lookup->signed_done) lookup->signed_done({});
+                lookup->done(fail("DHT is not running"));
+            });
+            return;
+        }
+        lookup->deadline_timer->async_wait([weak = weak_from_this(), lookup](const asio::error_code& error) {
+            if (error) return;
+            if (auto self = weak.lock()) self->finish(lookup);
+        });
+        run_get(lookup);
     }
 
     void run_get(const std::shared_ptr<Lookup>& lookup) {
@@ -248,12 +271,16 @@ struct DhtNode::Impl : std::enable_shared_from_this<DhtNode::Impl> {
                 spdlog::debug("lookup {}: rejected a value: {}", lookup.peer.to_text(), record.error());
                 continue;
             }
-            if (!lookup.best || identity::supersedes(record.value(), *lookup.best)) lookup.best = record.value();
-            if (lookup.first_found && !lookup.finished) {
-                auto first_found = std::move(lookup.first_found);
-                lookup.first_found = nullptr;
-                first_found(record.value());
+            if (!lookup.best || identity::supersedes(record.value(), *lookup.best)) {
+                lookup.best = record.value();
+                lookup.best_signed = payload;
             }
+        }
+        // After the whole batch: a node holds every unexpired sequence of a
+        // record (each its own value), and the newest is the one to use.
+        if (lookup.best && lookup.found && !lookup.finished && lookup.best->sequence > lookup.reported_sequence) {
+            lookup.reported_sequence = lookup.best->sequence;
+            lookup.found(*lookup.best);
         }
     }
 
@@ -341,23 +368,28 @@ void DhtNode::withdraw() {
 }
 
 void DhtNode::lookup(const identity::PeerId& peer, std::chrono::milliseconds timeout, LookupCallback done,
-                     std::function<void(const identity::IdentityRecord&)> first_found) {
+                     std::function<void(const identity::IdentityRecord&)> found) {
     auto lookup = std::make_shared<Lookup>();
     lookup->peer = peer;
     lookup->done = std::move(done);
-    lookup->first_found = std::move(first_found);
-    lookup->deadline = std::chrono::steady_clock::now() + timeout;
-    lookup->deadline_timer = std::make_unique<asio::steady_timer>(impl_->io, timeout);
-    if (!impl_->running) {
-        asio::post(impl_->io, [lookup] { lookup->done(fail("DHT is not running")); });
-        return;
-    }
-    lookup->deadline_timer->async_wait(
-        [weak = std::weak_ptr<Impl>(impl_), lookup](const asio::error_code& error) {
-            if (error) return;
-            if (auto self = weak.lock()) self->finish(lookup);
-        });
-    impl_->run_get(lookup);
+    lookup->found = std::move(found);
+    impl_->start_lookup(lookup, timeout);
+}
+
+void DhtNode::lookup_signed(const identity::PeerId& peer, std::chrono::milliseconds timeout,
+                            std::function<void(std::vector<std::uint8_t>)> done) {
+    auto lookup = std::make_shared<Lookup>();
+    lookup->peer = peer;
+    lookup->done = [](Result<identity::IdentityRecord>) {};
+    lookup->signed_done = std::move(done);
+    impl_->start_lookup(lookup, timeout);
+}
+
+void DhtNode::store_record(const identity::IdentityRecord& record, std::vector<std::uint8_t> signed_record) {
+    if (!impl_->running) return;
+    auto value = std::make_shared<::dht::Value>(kRecordValueTypeId, std::move(signed_record),
+                                                record_value_id(record.sequence));
+    impl_->runner.put(record_key(record.owner), value, [](bool) {}, ::dht::time_point::max(), /*permanent=*/false);
 }
 
 DhtNode::InboxListen DhtNode::listen_inbox(const identity::PeerId& owner, InboxCallback on_message) {

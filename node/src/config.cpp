@@ -195,6 +195,22 @@ std::optional<ValueProblem> apply_bootstrap(const toml::node& node, DaemonConfig
     return std::nullopt;
 }
 
+std::optional<ValueProblem> apply_relays(const toml::node& node, DaemonConfig& config, const FileContext&) {
+    constexpr const char* kExpected = "expected an array of \"ID@IPv4:port\" or \"ID@IPv4:port/tcp-port\" strings";
+    auto* array = node.as_array();
+    if (!array) return ValueProblem{kExpected};
+    std::vector<std::string> entries;
+    for (const auto& element : *array) {
+        auto* text = element.as_string();
+        if (!text) return ValueProblem{kExpected, &element};
+        if (auto parsed = parse_configured_relay(text->get()); !parsed)
+            return ValueProblem{"entry " + parsed.error(), &element};
+        entries.push_back(text->get());
+    }
+    config.relays = std::move(entries);
+    return std::nullopt;
+}
+
 // `relay = true`, or a [relay] table: `enabled`, the TLS port, the public
 // address and the limits (issue #5, docs/relay.md).
 std::optional<ValueProblem> apply_relay(const toml::node& node, DaemonConfig& config, const FileContext&) {
@@ -275,6 +291,9 @@ const std::vector<std::pair<std::string_view, KeyApplier>>& config_keys() {
                               },
                               "expected a group name")},
         {"relay", apply_relay},
+        {"relays", apply_relays},
+        {"relay_fallback", bool_key(&DaemonConfig::relay_fallback)},
+        {"birthday_probing", bool_key(&DaemonConfig::birthday_probing)},
         {"bootstrap_only", bool_key(&DaemonConfig::bootstrap_only)},
         {"log_level", checked_string_key(
                           [](const std::string& text, DaemonConfig& config) {
@@ -401,6 +420,22 @@ const std::vector<FlagSpec>& flag_specs() {
         {"--relay-tcp-port", true,
          [](const std::string& value, CommandLine& line, Bootstrap&) {
              return set_integer(value, line.config.relay_tcp_port, 0, 65535);
+         }},
+        {"--use-relay", true,
+         [](const std::string& value, CommandLine& line, Bootstrap&) -> std::optional<std::string> {
+             if (auto parsed = parse_configured_relay(value); !parsed) return parsed.error();
+             line.config.relays.push_back(value);
+             return std::nullopt;
+         }},
+        {"--no-relay-fallback", false,
+         [](const std::string&, CommandLine& line, Bootstrap&) -> std::optional<std::string> {
+             line.config.relay_fallback = false;
+             return std::nullopt;
+         }},
+        {"--no-birthday-probing", false,
+         [](const std::string&, CommandLine& line, Bootstrap&) -> std::optional<std::string> {
+             line.config.birthday_probing = false;
+             return std::nullopt;
          }},
         {"--bootstrap-only", false,
          [](const std::string&, CommandLine& line, Bootstrap&) -> std::optional<std::string> {
@@ -577,6 +612,9 @@ std::string usage_text() {
            "  --control-group NAME   let this group use the control socket (mode 0660)\n"
            "  --relay                volunteer as a relay for peers behind strict NATs\n"
            "  --relay-tcp-port PORT  the relay's TLS-over-TCP port ([relay] tcp_port; 0: the UDP port)\n"
+           "  --use-relay ID@IP:PORT[/TCP]  a relay to use besides those in the DHT (repeatable)\n"
+           "  --no-relay-fallback    never use relays (direct paths only)\n"
+           "  --no-birthday-probing  no birthday probing; such NAT pairs use a relay at once\n"
            "  --bootstrap-only       only serve the DHT; no identity, no chat\n"
            "  --log-level LEVEL      trace, debug, info, warn, error, critical or off\n"
            "                         (default info)\n"
@@ -616,6 +654,28 @@ fs::path default_state_dir() {
     // working directory rather than guessing a system path.
     if (home.empty()) return fs::path("keyhole-state");
     return home / ".local" / "state" / "keyhole";
+}
+
+Result<ConfiguredRelay> parse_configured_relay(std::string_view text) {
+    const auto at = text.find('@');
+    if (at == std::string_view::npos) return fail("'" + std::string(text) + "' is not ID@IPv4:port[/tcp-port]");
+    auto id = identity::PeerId::parse(text.substr(0, at));
+    if (!id) return fail("'" + std::string(text) + "': " + id.error());
+    auto rest = text.substr(at + 1);
+    std::string_view tcp_port;
+    if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
+        tcp_port = rest.substr(slash + 1);
+        rest = rest.substr(0, slash);
+    }
+    auto udp = identity::Endpoint::parse(rest);
+    if (!udp || !udp->is_v4()) return fail("'" + std::string(text) + "': expected an IPv4 address and port after '@'");
+    ConfiguredRelay relay{id.value(), udp.value(), {}};
+    if (!tcp_port.empty()) {
+        auto tcp = identity::Endpoint::parse(udp->address_string() + ":" + std::string(tcp_port));
+        if (!tcp) return fail("'" + std::string(text) + "': bad TCP port after '/'");
+        relay.tcp = tcp.value();
+    }
+    return relay;
 }
 
 }  // namespace keyhole::node

@@ -44,6 +44,7 @@ ReloadPlan plan_reload(const DaemonConfig& running, const DaemonConfig& reread) 
     apply("keepalive_interval_s", &DaemonConfig::keepalive_interval_s);
     apply("lookup_timeout_s", &DaemonConfig::lookup_timeout_s);
     apply("accept_from", &DaemonConfig::accept_from);
+    apply("birthday_probing", &DaemonConfig::birthday_probing);
     if (running.metrics_port != reread.metrics_port) plan.metrics_port_changed = true;
     apply("metrics_port", &DaemonConfig::metrics_port);
 
@@ -60,6 +61,8 @@ ReloadPlan plan_reload(const DaemonConfig& running, const DaemonConfig& reread) 
     keep("control_socket", &DaemonConfig::control_socket);
     keep("control_group", &DaemonConfig::control_group);
     keep("relay", &DaemonConfig::relay);
+    keep("relays", &DaemonConfig::relays);                  // read when relays are first needed
+    keep("relay_fallback", &DaemonConfig::relay_fallback);  // likewise
     keep("bootstrap_only", &DaemonConfig::bootstrap_only);
     keep("record_lifetime_s", &DaemonConfig::record_lifetime_s);
     return plan;

@@ -30,6 +30,37 @@ Result<std::vector<identity::Endpoint>> unpack_candidates(const msgpack::object&
     return candidates;
 }
 
+void pack_relays(msgpack::packer<msgpack::sbuffer>& packer, const std::vector<identity::RelayRef>& relays) {
+    const auto count = std::min(relays.size(), kMaxPayloadRelays);
+    packer.pack_array(static_cast<std::uint32_t>(count));
+    for (std::size_t i = 0; i < count; ++i) {
+        packer.pack_array(2);
+        packer.pack_bin(identity::kPublicKeySize);
+        packer.pack_bin_body(reinterpret_cast<const char*>(relays[i].relay.key().data()), identity::kPublicKeySize);
+        packer.pack(relays[i].endpoint.to_string());
+    }
+}
+
+Result<std::vector<identity::RelayRef>> unpack_relays(const msgpack::object& object) {
+    if (object.type != msgpack::type::ARRAY || object.via.array.size > kMaxPayloadRelays) return fail("bad relay list");
+    std::vector<identity::RelayRef> relays;
+    for (std::uint32_t i = 0; i < object.via.array.size; ++i) {
+        const auto& item = object.via.array.ptr[i];
+        if (item.type != msgpack::type::ARRAY || item.via.array.size != 2) return fail("bad relay");
+        const auto& key = item.via.array.ptr[0];
+        const auto& address = item.via.array.ptr[1];
+        if (key.type != msgpack::type::BIN || key.via.bin.size != identity::kPublicKeySize ||
+            address.type != msgpack::type::STR)
+            return fail("bad relay");
+        identity::PublicKeyBytes bytes{};
+        std::copy_n(reinterpret_cast<const std::uint8_t*>(key.via.bin.ptr), bytes.size(), bytes.begin());
+        auto endpoint = identity::Endpoint::parse(std::string_view(address.via.str.ptr, address.via.str.size));
+        if (!endpoint) return fail("bad relay endpoint: " + endpoint.error());
+        relays.push_back({identity::PeerId(bytes), endpoint.value()});
+    }
+    return relays;
+}
+
 // Unpacks exactly one msgpack array of `size` elements, nothing after it.
 Result<msgpack::object_handle> unpack_array(std::span<const std::uint8_t> bytes, std::uint32_t size) {
     try {
@@ -62,7 +93,7 @@ identity::NatClass unpack_nat(const msgpack::object& object) {
 std::vector<std::uint8_t> encode_hello(const Hello& hello) {
     msgpack::sbuffer buffer;
     msgpack::packer<msgpack::sbuffer> packer(buffer);
-    packer.pack_array(6);
+    packer.pack_array(7);
     packer.pack(kPayloadVersion);
     packer.pack_bin(identity::kPublicKeySize);
     packer.pack_bin_body(reinterpret_cast<const char*>(hello.initiator.key().data()), identity::kPublicKeySize);
@@ -70,11 +101,12 @@ std::vector<std::uint8_t> encode_hello(const Hello& hello) {
     packer.pack(hello.timestamp_ms);
     pack_candidates(packer, hello.candidates);
     packer.pack(static_cast<std::uint8_t>(hello.nat));
+    pack_relays(packer, hello.relays);
     return {buffer.data(), buffer.data() + buffer.size()};
 }
 
 Result<Hello> decode_hello(std::span<const std::uint8_t> bytes) {
-    auto handle = unpack_array(bytes, 6);
+    auto handle = unpack_array(bytes, 7);
     if (!handle) return fail(handle.error());
     const auto* items = handle->get().via.array.ptr;
     if (items[1].type != msgpack::type::BIN || items[1].via.bin.size != identity::kPublicKeySize ||
@@ -90,23 +122,27 @@ Result<Hello> decode_hello(std::span<const std::uint8_t> bytes) {
     if (!candidates) return fail(candidates.error());
     hello.candidates = std::move(candidates).value();
     hello.nat = unpack_nat(items[5]);
+    auto relays = unpack_relays(items[6]);
+    if (!relays) return fail(relays.error());
+    hello.relays = std::move(relays).value();
     return hello;
 }
 
 std::vector<std::uint8_t> encode_reply(const Reply& reply) {
     msgpack::sbuffer buffer;
     msgpack::packer<msgpack::sbuffer> packer(buffer);
-    packer.pack_array(5);
+    packer.pack_array(6);
     packer.pack(kPayloadVersion);
     packer.pack(reply.responder_index);
     packer.pack(reply.timestamp_ms);
     pack_candidates(packer, reply.candidates);
     packer.pack(static_cast<std::uint8_t>(reply.nat));
+    pack_relays(packer, reply.relays);
     return {buffer.data(), buffer.data() + buffer.size()};
 }
 
 Result<Reply> decode_reply(std::span<const std::uint8_t> bytes) {
-    auto handle = unpack_array(bytes, 5);
+    auto handle = unpack_array(bytes, 6);
     if (!handle) return fail(handle.error());
     const auto* items = handle->get().via.array.ptr;
     if (!is_uint(items[1]) || items[1].via.u64 > UINT32_MAX || !is_uint(items[2])) return fail("malformed reply");
@@ -117,6 +153,9 @@ Result<Reply> decode_reply(std::span<const std::uint8_t> bytes) {
     if (!candidates) return fail(candidates.error());
     reply.candidates = std::move(candidates).value();
     reply.nat = unpack_nat(items[4]);
+    auto relays = unpack_relays(items[5]);
+    if (!relays) return fail(relays.error());
+    reply.relays = std::move(relays).value();
     return reply;
 }
 

@@ -14,6 +14,7 @@
 namespace keyhole::node {
 
 constexpr std::size_t kMaxCandidates = 8;
+constexpr std::size_t kMaxPayloadRelays = 4;
 
 struct Hello {  // initiator -> responder, in Noise message 1
     identity::PeerId initiator;
@@ -21,12 +22,14 @@ struct Hello {  // initiator -> responder, in Noise message 1
     std::uint64_t timestamp_ms = 0;
     std::vector<identity::Endpoint> candidates;
     identity::NatClass nat = identity::NatClass::unknown;  // decides who does birthday probing
+    std::vector<identity::RelayRef> relays;  // where the initiator holds relay allocations
 };
 struct Reply {  // responder -> initiator, in Noise message 2
     std::uint32_t responder_index = 0;
     std::uint64_t timestamp_ms = 0;
     std::vector<identity::Endpoint> candidates;
     identity::NatClass nat = identity::NatClass::unknown;
+    std::vector<identity::RelayRef> relays;  // where the responder holds relay allocations
 };
 
 std::vector<std::uint8_t> encode_hello(const Hello& hello);

@@ -9,6 +9,7 @@
 
 #include "message_json.h"
 #include "peer_event.h"
+#include "relay_allocator.h"
 
 namespace keyhole::node {
 
@@ -56,6 +57,18 @@ void command_status(DaemonState& state, const ControlRequest& request, ControlRe
     result["public_endpoint"] = public_endpoint ? json(public_endpoint->to_string()) : json(nullptr);
     result["nat"] = identity::to_string(state.peers ? state.peers->nat_class() : identity::NatClass::unknown);
     result["relays"] = json::array();
+    if (state.peers) {
+        for (const auto& relay : state.peers->relays().status()) {
+            result["relays"].push_back({{"id", relay.id.to_text()},
+                                        {"endpoint", relay.endpoint.to_string()},
+                                        {"transport", relay.transport},
+                                        {"state", relay.state},
+                                        {"rtt_ms", relay.rtt_ms ? json(*relay.rtt_ms) : json(nullptr)}});
+        }
+        result["relays_lost"] = state.peers->relays().relays_lost();
+        result["relayed_sessions"] = state.peers->stats().relayed_sessions;
+        result["relay_to_direct"] = state.peers->stats().relay_to_direct;
+    }
     result["sessions"] = state.peers ? state.peers->sessions_up() : 0;
     if (state.peers) {
         const auto& stats = state.peers->stats();
@@ -77,7 +90,9 @@ void command_status(DaemonState& state, const ControlRequest& request, ControlRe
     result["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(
                              std::chrono::steady_clock::now() - state.started).count();
     result["record_sequence"] = state.publisher ? json(state.publisher->sequence()) : json(nullptr);
-    result["record_published"] = state.publisher && state.publisher->published() && state.dht.record_stored();
+    // Stored in the DHT, or (no DHT access) handed to a relay that stores it.
+    result["record_published"] = state.publisher && state.publisher->published() &&
+                                 (state.dht.record_stored() || (state.peers && state.peers->relays().record_published_via_relay()));
     result["port"] = state.udp.local_endpoint().port();
     result["records_rejected"] = state.dht.lookup_stats().records_rejected;
     result["keyhole_packets_dropped"] = state.transport.stats().packets_dropped;
@@ -163,6 +178,14 @@ std::int64_t integer_argument(const ControlRequest& request, const char* name, s
     return std::clamp(found->get<std::int64_t>(), low, high);
 }
 
+// "direct", "relay" or "none": how the session with `peer` goes right now.
+std::string current_path(const DaemonState& state, const identity::PeerId& peer) {
+    if (!state.peers) return "none";
+    for (const auto& info : state.peers->peers())
+        if (info.id == peer) return peer_json(info)["path"].get<std::string>();
+    return "none";
+}
+
 void command_send(DaemonState& state, const ControlRequest& request, ControlReply& reply) {
     if (!chat_available(state, request, reply)) return;
     auto peer = peer_argument(request, reply);
@@ -200,8 +223,8 @@ void command_send(DaemonState& state, const ControlRequest& request, ControlRepl
     const double wait_s = std::clamp(wait->get<double>(), 0.0, 86400.0);
     state.delivery->wait_for_delivery(
         stored->message_id, std::chrono::milliseconds(static_cast<std::int64_t>(wait_s * 1000)),
-        [id = request.id, reply, message_id = stored->message_id, sequence = stored->sequence, started,
-         wait_s](bool delivered) {
+        [&state, peer = *peer, id = request.id, reply, message_id = stored->message_id, sequence = stored->sequence,
+         started, wait_s](bool delivered) {
             if (!delivered) {
                 reply(make_error_reply(id, error_code::timeout,
                                        "not delivered within " + std::to_string(static_cast<int>(wait_s)) +
@@ -211,7 +234,7 @@ void command_send(DaemonState& state, const ControlRequest& request, ControlRepl
             reply(make_ok_reply(id, json{{"message_id", message_id},
                                          {"sequence", sequence},
                                          {"delivered", true},
-                                         {"path", "direct"},
+                                         {"path", current_path(state, peer)},
                                          {"elapsed_ms", elapsed_ms(started)}}));
         });
 }

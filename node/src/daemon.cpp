@@ -142,6 +142,10 @@ int run_daemon(const DaemonConfig& initial_config, ReloadSource reload) {
         callbacks.accepts = [&config, &store](const identity::PeerId& peer) {
             return config.accept_from == AcceptFrom::anyone || store->is_contact(peer);
         };
+        callbacks.on_relays_changed = [&publisher](const std::vector<identity::RelayRef>& relays) {
+            if (publisher) publisher->set_relays(relays);
+        };
+        callbacks.signed_record = [&publisher] { return publisher ? publisher->signed_record() : std::vector<std::uint8_t>{}; };
         peers.emplace(io, udp, dht, *key, config, std::move(callbacks));
         delivery.emplace(io, *peers, *store, events);
         transport.set_session_handler([&peers](std::span<const std::uint8_t> datagram, const identity::Endpoint& from) {

@@ -11,7 +11,8 @@ inline nlohmann::json peer_json(const PeerInfo& info) {
     using json = nlohmann::json;
     return {{"id", info.id.to_text()},
             {"state", to_string(info.state)},
-            {"path", info.path ? "direct" : "none"},
+            {"path", !info.path ? "none" : info.relay ? "relay" : "direct"},
+            {"relay", info.relay ? json(info.relay->to_text()) : json(nullptr)},
             {"endpoint", info.path ? json(info.path->to_string()) : json(nullptr)},
             {"rtt_ms", info.rtt_ms ? json(*info.rtt_ms) : json(nullptr)},
             {"last_seen_s", info.last_seen_s ? json(*info.last_seen_s) : json(nullptr)},

@@ -10,6 +10,8 @@
 #include <spdlog/spdlog.h>
 
 #include "connect_payload.h"
+#include "keyhole/transport/relay_wire.h"
+#include "relay_allocator.h"
 
 namespace keyhole::node {
 
@@ -54,8 +56,11 @@ constexpr auto kRemapWait = 1s;             // after a path loss: wait this long
 // kKeepaliveResend and the path counts as lost after kPathLossTimeout.
 constexpr auto kKeepaliveResend = 1s;
 constexpr auto kPathLossTimeout = 3s;
-constexpr auto kNoPathRetry = 60s;
-constexpr auto kReconnectWithoutLookup = 1min;  // after a live path broke          // after punching failed: try again (NATs change)
+constexpr auto kNoPathRetry = 60s;            // after punching failed: try again (NATs change)
+constexpr auto kNoPathRetryWithRelays = 5s;   // ... sooner when a relay can carry the session
+constexpr auto kReconnectWithoutLookup = 1min;  // after a live path broke
+constexpr auto kRelayProbeInterval = 200ms;   // probes through relays while there is no path
+constexpr std::size_t kRelaysPerPeer = 2;     // relays a connect request and probes go through
 // Birthday probing; the numbers and the probability they give are derived in
 // docs/nat-traversal.md. The endpoint-dependent side opens kBirthdaySockets
 // sockets and probes the peer's mapping from each, kPoolRounds times; the
@@ -168,6 +173,10 @@ struct PeerManager::Slot {
     Clock::time_point last_received{};
     Clock::time_point last_sent{};
     std::optional<double> rtt_ms;
+    bool punching = false;                         // looking for a (better) path until punch_until
+    std::vector<identity::RelayRef> peer_relays;  // where the peer holds relay allocations
+    Clock::time_point next_relay_probe{};
+    std::vector<std::uint8_t> hello_packet;  // our connect request as a relay carries it, while it is out
     std::optional<identity::IdentityRecord> last_record;  // from the last lookup
     std::uint64_t record_found = 0;                        // the attempt whose lookup found it
     Clock::time_point recently_up_until{};                 // reconnects until then skip the lookup
@@ -181,7 +190,18 @@ struct PeerManager::Slot {
 PeerManager::PeerManager(asio::io_context& io, transport::UdpPort& udp, dht::DhtNode& dht,
                          const identity::KeyPair& key, const DaemonConfig& config, PeerCallbacks callbacks)
     : io_(io), udp_(udp), dht_(dht), key_(key), noise_keys_(transport::noise::KeyPair::from_identity(key)),
-      config_(config), callbacks_(std::move(callbacks)), tick_timer_(io) {}
+      config_(config), callbacks_(std::move(callbacks)), tick_timer_(io) {
+    RelayAllocatorCallbacks relay_callbacks;
+    relay_callbacks.on_relays_changed = [this](const std::vector<identity::RelayRef>& relays) { on_relays_changed(relays); };
+    relay_callbacks.on_relay_lost = [this](const identity::Endpoint& relay) { on_relay_lost(relay); };
+    relay_callbacks.on_deliver = [this](std::span<const std::uint8_t> inner, const RelayHop& hop) {
+        if (running_) handle_packet(inner, hop.endpoint, LocalSocket{nullptr, 0, hop});
+    };
+    relay_callbacks.signed_record = [this] {
+        return callbacks_.signed_record ? callbacks_.signed_record() : std::vector<std::uint8_t>{};
+    };
+    relays_ = std::make_unique<RelayAllocator>(io, udp, dht, key, config, std::move(relay_callbacks));
+}
 
 PeerManager::~PeerManager() { stop(); }
 
@@ -199,6 +219,7 @@ void PeerManager::start() {
 void PeerManager::stop() {
     running_ = false;
     tick_timer_.cancel();
+    relays_->stop();
     // Birthday-probing sockets call back into this object: close them now.
     for (auto& [id, s] : slots_) {
         if (s->probe_pool) s->probe_pool->close();
@@ -223,6 +244,12 @@ PeerInfo PeerManager::info(const Slot& slot) const {
     result.rtt_ms = slot.rtt_ms;
     result.peer_nat = slot.peer_nat;
     result.via_probe_socket = result.path && slot.path_socket.pool != nullptr;
+    if (result.path && slot.path_socket.relay) {
+        result.relay = slot.path_socket.relay->relay;
+        if (auto known = relays_->relay_at(slot.path_socket.relay->endpoint)) result.relay = *known;
+        for (const auto& relay : slot.peer_relays)
+            if (relay.endpoint == slot.path_socket.relay->endpoint) result.relay = relay.relay;
+    }
     result.detail = slot.state == PeerState::up ? std::string() : slot.detail;
     if (slot.session)
         result.last_seen_s = std::chrono::duration<double>(Clock::now() - slot.last_received).count();
@@ -233,8 +260,8 @@ void PeerManager::set_state(Slot& slot, PeerState state) {
     if (slot.state == state) return;
     slot.state = state;
     if (state == PeerState::up)
-        spdlog::info("session with {} up: direct via {}{}", slot.id.to_text(), slot.path ? slot.path->to_string() : "?",
-                     slot.path_socket.pool ? " (birthday-probing socket)" : "");
+        spdlog::info("session with {} up: {} {}{}", slot.id.to_text(), slot.path_socket.relay ? "through relay at" : "direct via",
+                     slot.path ? slot.path->to_string() : "?", slot.path_socket.pool ? " (birthday-probing socket)" : "");
     if (state == PeerState::down) spdlog::info("session with {} down", slot.id.to_text());
     if (state == PeerState::no_path) spdlog::info("no direct path to {}: {}", slot.id.to_text(), slot.detail);
     if (callbacks_.on_state) callbacks_.on_state(info(slot));
@@ -264,30 +291,60 @@ void PeerManager::connect(const identity::PeerId& peer) {
         start_handshake_when_ready(peer, attempt, s.last_record.value_or(identity::IdentityRecord{}));
         return;
     }
+    if (use_relay_directory()) {
+        relays_->directory_lookup(peer, [this, peer, attempt](std::vector<std::uint8_t> found) {
+            if (!running_) return;
+            const auto now_s = static_cast<std::uint64_t>(wall_ms() / 1000);
+            on_record_found(peer, attempt,
+                            found.empty() ? Result<identity::IdentityRecord>(fail("not found (asked a relay)"))
+                                          : identity::decode_verified(found, peer, now_s));
+        });
+        return;
+    }
     // The handshake starts on the first verified record; the full lookup
     // (highest sequence) may still wait on slow nodes and only reports failure.
     dht_.lookup(
         peer, std::chrono::seconds(config_.lookup_timeout_s),
         [this, peer, attempt](Result<identity::IdentityRecord> record) {
-            if (!running_) return;
-            auto& s = slot(peer);
-            if (s.attempt != attempt || s.state != PeerState::looking_up || s.record_found == attempt) return;
-            if (!record) {
-                failed(s, "lookup: " + record.error());
-                return;
-            }
-            s.record_found = attempt;
-            s.last_record = record.value();
-            start_handshake_when_ready(peer, attempt, record.value());
+            if (running_) on_record_found(peer, attempt, std::move(record));
         },
         [this, peer, attempt](const identity::IdentityRecord& record) {
-            if (!running_) return;
-            auto& s = slot(peer);
-            if (s.attempt != attempt || s.state != PeerState::looking_up || s.record_found == attempt) return;
-            s.record_found = attempt;
-            s.last_record = record;
-            start_handshake_when_ready(peer, attempt, record);
+            if (running_) on_record_found(peer, attempt, record);
         });
+}
+
+void PeerManager::on_record_found(const identity::PeerId& peer, std::uint64_t attempt,
+                                  Result<identity::IdentityRecord> record) {
+    auto& s = slot(peer);
+    // The lookup found a newer record than the first one. Before our connect
+    // request is out, it is the one to use; after, it may name relays the
+    // request has not gone through yet: send it there too.
+    if (record && s.attempt == attempt && s.record_found == attempt && s.state == PeerState::looking_up) {
+        s.last_record = record.value();
+        return;
+    }
+    if (record && s.attempt == attempt && s.record_found == attempt && s.initiator && !s.hello_packet.empty()) {
+        for (const auto& relay : record->relays) {
+            if (std::any_of(s.peer_relays.begin(), s.peer_relays.end(),
+                            [&](const auto& known) { return known.endpoint == relay.endpoint; }))
+                continue;
+            s.peer_relays.push_back(relay);
+            relays_->send(RelayHop{relay.endpoint, transport::kReplyChannel, relay.relay}, s.id, s.hello_packet);
+        }
+        return;
+    }
+    if (s.attempt != attempt || s.state != PeerState::looking_up || s.record_found == attempt) return;
+    if (!record) {
+        failed(s, "lookup: " + record.error());
+        return;
+    }
+    s.record_found = attempt;
+    s.last_record = record.value();
+    start_handshake_when_ready(peer, attempt, record.value());
+}
+
+bool PeerManager::use_relay_directory() const {
+    return relays_->directory_available() && dht_.health().good_nodes == 0;
 }
 
 void PeerManager::start_handshake_when_ready(const identity::PeerId& peer, std::uint64_t attempt,
@@ -302,7 +359,7 @@ void PeerManager::start_handshake_when_ready(const identity::PeerId& peer, std::
     const bool starting = !settled && now < started_at_ + kReflectionGrace;
     const bool remapping = now < fresh_reflection_until_;
     if (!starting && !remapping) {
-        start_handshake(s, record);
+        start_handshake(s, s.last_record.value_or(record));  // a newer record may have come meanwhile
         return;
     }
     auto pause = std::make_shared<asio::steady_timer>(io_, 100ms);
@@ -311,7 +368,7 @@ void PeerManager::start_handshake_when_ready(const identity::PeerId& peer, std::
     });
 }
 
-void PeerManager::start_handshake(Slot& s, const identity::IdentityRecord&) {
+void PeerManager::start_handshake(Slot& s, const identity::IdentityRecord& record) {
     auto responder_static = transport::noise::static_key_of(s.id);
     if (!responder_static) {
         failed(s, responder_static.error());
@@ -320,7 +377,7 @@ void PeerManager::start_handshake(Slot& s, const identity::IdentityRecord&) {
     if (s.handshake_index) by_index_.erase(s.handshake_index);
     s.handshake_index = new_local_index();
     s.initiator = std::make_unique<transport::noise::Initiator>(noise_keys_, responder_static.value(), prologue());
-    Hello hello{key_.id(), s.handshake_index, wall_ms(), our_candidates(), nat_class()};
+    Hello hello{key_.id(), s.handshake_index, wall_ms(), our_candidates(), nat_class(), our_relays()};
     auto message1 = s.initiator->write_message1(encode_hello(hello));
     if (!message1) {
         failed(s, message1.error());
@@ -343,10 +400,24 @@ void PeerManager::start_handshake(Slot& s, const identity::IdentityRecord&) {
         if (to != index || found == slots_.end() || found->second->handshake_index != index) return;
         on_inbox_message(std::move(message));
     });
-    dht_.send_to_inbox(s.id, std::move(inbox));
+    // The peer's relays (from its record, or from the last session, which is
+    // newer) carry the request at once: one round trip instead of a DHT put.
+    for (const auto& relay : record.relays)
+        if (std::none_of(s.peer_relays.begin(), s.peer_relays.end(),
+                         [&](const auto& known) { return known.endpoint == relay.endpoint; }))
+            s.peer_relays.push_back(relay);
+    s.hello_packet = transport::encode_handshake(inbox);
+    for (std::size_t i = 0; i < s.peer_relays.size() && i < kRelaysPerPeer; ++i)
+        relays_->send(RelayHop{s.peer_relays[i].endpoint, transport::kReplyChannel, s.peer_relays[i].relay}, s.id,
+                      s.hello_packet);
+    if (use_relay_directory())
+        relays_->directory_inbox(s.id, inbox);
+    else
+        dht_.send_to_inbox(s.id, std::move(inbox));
     ++stats_.connect_requests_sent;
     set_state(s, PeerState::connecting);
-    spdlog::debug("connect request sent to {} ({} candidates)", s.id.to_text(), hello.candidates.size());
+    spdlog::debug("connect request sent to {} ({} candidates; record {}, through {} relay(s))", s.id.to_text(),
+                  hello.candidates.size(), record.sequence, std::min(s.peer_relays.size(), kRelaysPerPeer));
 }
 
 void PeerManager::failed(Slot& s, const std::string& why) {
@@ -360,11 +431,11 @@ void PeerManager::failed(Slot& s, const std::string& why) {
     set_state(s, PeerState::down);
 }
 
-void PeerManager::on_inbox_message(std::vector<std::uint8_t> message) {
+void PeerManager::on_inbox_message(std::vector<std::uint8_t> message, const std::optional<RelayHop>& via) {
     if (message.empty()) return;
     const auto body = std::span<const std::uint8_t>(message).subspan(1);
     if (message[0] == kInboxHello) {
-        on_hello(body);
+        on_hello(body, via);
     } else if (message[0] == kInboxReply && body.size() > 4) {
         const std::uint32_t index = (std::uint32_t{body[0]} << 24) | (std::uint32_t{body[1]} << 16) |
                                     (std::uint32_t{body[2]} << 8) | body[3];
@@ -397,6 +468,7 @@ void PeerManager::on_reply(std::uint32_t initiator_index, std::span<const std::u
         return;
     }
     s.peer_nat = reply->nat;
+    if (!reply->relays.empty()) s.peer_relays = reply->relays;
     session_established(s,
                         std::make_unique<transport::SecureSession>(s.id, s.handshake_index,
                                                                    reply->responder_index, std::move(keys).value()),
@@ -406,7 +478,7 @@ void PeerManager::on_reply(std::uint32_t initiator_index, std::span<const std::u
 // ---------------------------------------------------------------------------
 // Responder
 
-void PeerManager::on_hello(std::span<const std::uint8_t> noise_message) {
+void PeerManager::on_hello(std::span<const std::uint8_t> noise_message, const std::optional<RelayHop>& via) {
     transport::noise::Responder responder(noise_keys_, prologue());
     auto payload = responder.read_message1(noise_message);
     if (!payload) {
@@ -456,7 +528,8 @@ void PeerManager::on_hello(std::span<const std::uint8_t> noise_message) {
         stop_reply_listen(s);
     }
     const std::uint32_t local_index = new_local_index();
-    auto message2 = responder.write_message2(encode_reply({local_index, now_ms, our_candidates(), nat_class()}));
+    auto message2 =
+        responder.write_message2(encode_reply({local_index, now_ms, our_candidates(), nat_class(), our_relays()}));
     auto keys = responder.split();
     if (!message2 || !keys) {
         ++stats_.handshakes_rejected;
@@ -465,9 +538,20 @@ void PeerManager::on_hello(std::span<const std::uint8_t> noise_message) {
     std::vector<std::uint8_t> inbox{kInboxReply};
     for (int shift = 24; shift >= 0; shift -= 8) inbox.push_back(static_cast<std::uint8_t>(hello->initiator_index >> shift));
     inbox.insert(inbox.end(), message2->begin(), message2->end());
-    dht_.send_to_inbox(key_.id(), std::move(inbox));  // where the initiator listens
+    // Back the way the request came (a relay), or through the initiator's
+    // relays, and always into our inbox, where the initiator listens.
+    const auto wrapped = transport::encode_handshake(inbox);
+    if (via) {
+        relays_->send(*via, hello->initiator, wrapped);
+    } else {
+        for (std::size_t i = 0; i < hello->relays.size() && i < kRelaysPerPeer; ++i)
+            relays_->send(RelayHop{hello->relays[i].endpoint, transport::kReplyChannel, hello->relays[i].relay},
+                          hello->initiator, wrapped);
+    }
+    dht_.send_to_inbox(key_.id(), std::move(inbox));
     s.handshake_index = local_index;
     s.peer_nat = hello->nat;
+    s.peer_relays = hello->relays;
     session_established(s,
                         std::make_unique<transport::SecureSession>(s.id, local_index, hello->initiator_index,
                                                                    std::move(keys).value()),
@@ -501,8 +585,10 @@ void PeerManager::session_established(Slot& s, std::unique_ptr<transport::Secure
 void PeerManager::begin_punching(Slot& s) {
     const auto now = Clock::now();
     ++stats_.punches_started;
+    s.punching = true;
     s.punch_until = now + kPunchDuration;
     s.next_probe = now;
+    s.next_relay_probe = now;
     const auto mine = nat_class();
     const auto theirs = public_candidates(s.candidates, public_endpoint());
     std::string plan = "plain";
@@ -510,7 +596,8 @@ void PeerManager::begin_punching(Slot& s) {
     // many sockets, each a new mapping the peer's guesses may hit.
     std::size_t pools_open = 0;
     for (const auto& [id, other] : slots_) pools_open += other->probe_pool ? 1 : 0;
-    if (mine == identity::NatClass::endpoint_dependent && !theirs.empty() && pools_open < kMaxProbePools &&
+    if (config_.birthday_probing && mine == identity::NatClass::endpoint_dependent && !theirs.empty() &&
+        pools_open < kMaxProbePools &&
         (s.peer_nat == identity::NatClass::endpoint_independent || s.peer_nat == identity::NatClass::unknown)) {
         const auto local = udp_.local_endpoint();
         const auto peer = s.id;
@@ -524,7 +611,7 @@ void PeerManager::begin_punching(Slot& s) {
                 if (found == slots_.end() ||
                     (found->second->probe_pool != pool && found->second->path_socket.pool != pool))
                     return;
-                handle_packet(datagram, from, LocalSocket{pool, socket});
+                handle_packet(datagram, from, LocalSocket{pool, socket, std::nullopt});
             });
         if (pool) {
             s.probe_pool = std::move(pool).value();
@@ -538,7 +625,8 @@ void PeerManager::begin_punching(Slot& s) {
     }
     // Endpoint-independent here, endpoint-dependent there: guess which ports
     // the peer's NAT gave its extra sockets.
-    if ((mine == identity::NatClass::endpoint_independent || mine == identity::NatClass::unknown) &&
+    if (config_.birthday_probing &&
+        (mine == identity::NatClass::endpoint_independent || mine == identity::NatClass::unknown) &&
         s.peer_nat == identity::NatClass::endpoint_dependent && !theirs.empty()) {
         s.spray_addresses.clear();
         for (const auto& candidate : theirs)
@@ -576,23 +664,39 @@ void PeerManager::drop_session(Slot& s) {
     s.path_socket = {};
     s.path.reset();
     s.keepalive_unanswered = false;
+    s.punching = false;
 }
 
 void PeerManager::path_found(Slot& s, const identity::Endpoint& remote, const LocalSocket& via) {
-    const bool punched = s.state != PeerState::up;
+    const bool was_up = s.state == PeerState::up;
+    const bool was_relayed = was_up && relayed(s);
     if (s.path_socket.pool && s.path_socket.pool != via.pool) s.path_socket.pool->close();  // moved off it
     s.path = remote;
     s.path_socket = via;
+    s.detail.clear();
+    if (via.relay) {
+        // Through a relay: punching goes on; a direct path replaces this one.
+        if (!was_relayed) ++stats_.relayed_sessions;
+        set_state(s, PeerState::up);
+        return;
+    }
+    const bool punched = !was_up || was_relayed;
+    if (was_relayed) {
+        ++stats_.relay_to_direct;
+        spdlog::info("session with {} moved from the relay to a direct path via {}", s.id.to_text(), remote.to_string());
+    }
+    s.punching = false;
     if (s.probe_pool) {
         if (via.pool == s.probe_pool) s.probe_pool->close_all_except(via.index);
         else s.probe_pool->close();
         s.probe_pool.reset();  // the path keeps its socket alive through path_socket
     }
     s.spray_ports.clear();
-    s.detail.clear();
     if (punched) ++stats_.punches_succeeded;
     set_state(s, PeerState::up);
 }
+
+bool PeerManager::relayed(const Slot& s) const { return s.path && s.path_socket.relay.has_value(); }
 
 void PeerManager::send_control(Slot& s, std::uint8_t kind, const identity::Endpoint& to,
                                std::span<const std::uint8_t> body, const LocalSocket& via) {
@@ -600,7 +704,9 @@ void PeerManager::send_control(Slot& s, std::uint8_t kind, const identity::Endpo
     plaintext.insert(plaintext.end(), body.begin(), body.end());
     auto datagram = s.session->seal(plaintext);
     if (!datagram) return;
-    if (via.pool)
+    if (via.relay)
+        relays_->send(*via.relay, s.id, datagram.value());
+    else if (via.pool)
         via.pool->send_from(via.index, to, datagram.value());
     else
         udp_.send_to(to, datagram.value());
@@ -636,6 +742,10 @@ void PeerManager::suspect(const identity::PeerId& peer) {
 }
 
 void PeerManager::on_packet(std::span<const std::uint8_t> datagram, const identity::Endpoint& from) {
+    if (transport::is_relay_client_packet(datagram)) {
+        relays_->on_packet(datagram, from);
+        return;
+    }
     handle_packet(datagram, from, {});
 }
 
@@ -646,7 +756,11 @@ void PeerManager::handle_packet(std::span<const std::uint8_t> datagram, const id
     if (auto* frame = std::get_if<transport::Frame>(&packet.value())) {
         on_frame(*frame, from, via);
     } else if (auto* response = std::get_if<transport::ReflectResponse>(&packet.value())) {
-        if (!via.pool) on_reflect_response(*response, from);
+        if (!via.pool && !via.relay) on_reflect_response(*response, from);
+    } else if (auto* handshake = std::get_if<transport::Handshake>(&packet.value())) {
+        // Connect requests and responses are taken from relays only (else
+        // they come through the DHT inbox); Noise authenticates them.
+        if (via.relay) on_inbox_message({handshake->message.begin(), handshake->message.end()}, via.relay);
     }
 }
 
@@ -670,19 +784,25 @@ void PeerManager::on_frame(const transport::Frame& frame, const identity::Endpoi
     switch (kind) {
         case kFrameProbe:
             send_control(s, kFrameProbeAck, from, body, via);
-            if (!s.path) path_found(s, from, via);
+            // A direct probe while we use a relay: the direct path works.
+            if (!s.path || (relayed(s) && !via.relay)) path_found(s, from, via);
             break;
-        case kFrameProbeAck:
-            if (body.size() == 8) s.rtt_ms = static_cast<double>(steady_ns() - get_be64(body)) / 1e6;
-            s.keepalive_unanswered = false;
-            if (!s.path || s.state != PeerState::up) path_found(s, from, via);
+        case kFrameProbeAck: {
+            // An answer through a relay while a direct path is in use says
+            // nothing about the direct path.
+            const bool about_current = !(s.path && !relayed(s) && via.relay);
+            if (about_current && body.size() == 8) s.rtt_ms = static_cast<double>(steady_ns() - get_be64(body)) / 1e6;
+            if (about_current) s.keepalive_unanswered = false;
+            if (!s.path || s.state != PeerState::up || (relayed(s) && !via.relay)) path_found(s, from, via);
             break;
+        }
         case kFrameKeepalive:
         case kFramePayload:
             // An authenticated frame from a new address: the peer's NAT mapping
             // changed (or it moved); follow it, as WireGuard does. Probes do not
             // move the path: during punching they come from every candidate.
-            if (s.path != from || s.path_socket != via) {
+            // A relay never takes over from a working direct path this way.
+            if ((s.path != from || s.path_socket != via) && !(s.path && !relayed(s) && via.relay && !s.keepalive_unanswered)) {
                 if (s.path) spdlog::info("path to {} moved: {} -> {}", s.id.to_text(), s.path->to_string(), from.to_string());
                 path_found(s, from, via);
             }
@@ -796,7 +916,7 @@ std::vector<identity::Endpoint> PeerManager::our_candidates() const {
 void PeerManager::schedule_tick() {
     if (!running_) return;
     bool punching = false;
-    for (const auto& [id, s] : slots_) punching = punching || (s->session && !s->path);
+    for (const auto& [id, s] : slots_) punching = punching || (s->session && s->punching && (!s->path || relayed(*s)));
     const auto now = Clock::now();
     const bool awaiting_reflection =
         (nat_class() == identity::NatClass::unknown && now < started_at_ + kReflectionGrace) || now < fresh_reflection_until_;
@@ -820,12 +940,21 @@ void PeerManager::send_punch_probes(Slot& s, Clock::time_point now) {
         }
         s.next_probe = now + kPunchInterval + std::chrono::milliseconds(jitter() % 21) - 10ms;
     }
+    // Through the peer's relays while there is no path at all.
+    if (!s.path && now >= s.next_relay_probe) {
+        for (std::size_t i = 0; i < s.peer_relays.size() && i < kRelaysPerPeer; ++i) {
+            const auto& relay = s.peer_relays[i];
+            send_control(s, kFrameProbe, relay.endpoint, stamp,
+                         LocalSocket{nullptr, 0, RelayHop{relay.endpoint, transport::kReplyChannel, relay.relay}});
+        }
+        s.next_relay_probe = now + kRelayProbeInterval;
+    }
     // Endpoint-dependent side: one probe from every extra socket to the
     // peer's mapping opens a new mapping per socket; repeated for lost packets.
     if (s.probe_pool && s.pool_rounds < kPoolRounds && now >= s.next_pool_round) {
         for (std::size_t socket = 0; socket < s.probe_pool->size(); ++socket)
             for (const auto& target : s.pool_targets) {
-                send_control(s, kFrameProbe, target, stamp, LocalSocket{s.probe_pool, socket});
+                send_control(s, kFrameProbe, target, stamp, LocalSocket{s.probe_pool, socket, std::nullopt});
                 ++stats_.punch_probes_sent;
                 ++stats_.birthday_probes_sent;
             }
@@ -886,6 +1015,8 @@ void PeerManager::tick() {
         }
         next_reflect_ = now + reflect_retry_;
     }
+    check_relay_need(now);
+    relays_->tick(now);
     while (!hello_order_.empty() && now - hello_order_.front().first > kHelloMemory) {
         seen_hellos_.erase(hello_order_.front().second);
         hello_order_.pop_front();
@@ -897,20 +1028,27 @@ void PeerManager::tick() {
             failed(s, "no connect response within " + std::to_string(kHandshakeTimeout.count()) + " s");
             continue;
         }
-        if (s.session && !s.path) {
-            if (now > s.punch_until) {
+        if (s.session && s.punching && (!s.path || relayed(s))) {
+            if (now > s.punch_until && s.path) {
+                drop_probing(s);  // no direct path: the session stays on the relay
+                s.punching = false;
+            } else if (now > s.punch_until) {
                 const bool both_dependent = nat_class() == identity::NatClass::endpoint_dependent &&
                                             s.peer_nat == identity::NatClass::endpoint_dependent;
+                const bool relays_known = !s.peer_relays.empty() || !our_relays().empty();
                 drop_session(s);
                 s.detail = both_dependent ? "no direct path: both NATs are endpoint-dependent (symmetric); waiting for a relay"
                                           : "no direct path found by punching within " +
                                                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kPunchDuration).count()) +
                                                 " s; waiting for a relay";
-                s.retry_at = now + kNoPathRetry;
+                if (relays_known) s.detail = "no path found directly or through a relay; trying again";
+                relays_->need("punching to " + s.id.to_text() + " found no direct path");
+                s.retry_at = now + (relays_known ? kNoPathRetryWithRelays : kNoPathRetry);
                 set_state(s, PeerState::no_path);
                 continue;
+            } else {
+                send_punch_probes(s, now);
             }
-            send_punch_probes(s, now);
         }
         if (s.state == PeerState::up && s.session && s.path) {
             if (now - s.last_received > dead_after) {
@@ -944,6 +1082,37 @@ void PeerManager::tick() {
             connect(s.id);
     }
     schedule_tick();
+}
+
+// ---------------------------------------------------------------------------
+// Relays
+
+void PeerManager::check_relay_need(Clock::time_point now) {
+    if (relays_->needed() || !config_.relay_fallback) return;
+    if (nat_class() == identity::NatClass::endpoint_dependent)
+        relays_->need("our NAT is endpoint-dependent (symmetric): direct paths need luck");
+    else if (now > started_at_ + kReflectionGrace + 2s && !public_endpoint())
+        relays_->need("no node answers our UDP: it may be blocked on this network");
+}
+
+std::vector<identity::RelayRef> PeerManager::our_relays() const { return relays_->granted(); }
+
+void PeerManager::on_relays_changed(const std::vector<identity::RelayRef>& relays) {
+    std::string list;
+    for (const auto& relay : relays) list += (list.empty() ? "" : ", ") + relay.relay.to_text() + " at " + relay.endpoint.to_string();
+    spdlog::info("relays in use: {}", list.empty() ? "none" : list);
+    if (callbacks_.on_relays_changed) callbacks_.on_relays_changed(relays);
+    // Peers we gave up on can be reached now (or reach us) through them.
+    const auto now = Clock::now();
+    for (auto& [id, s] : slots_)
+        if (s->wanted && (s->state == PeerState::no_path || s->state == PeerState::down)) s->retry_at = now;
+}
+
+void PeerManager::on_relay_lost(const identity::Endpoint& relay_endpoint) {
+    std::vector<Slot*> affected;
+    for (auto& [id, s] : slots_)
+        if (s->session && relayed(*s) && s->path_socket.relay->endpoint == relay_endpoint) affected.push_back(s.get());
+    for (auto* s : affected) path_lost(*s);
 }
 
 std::vector<PeerInfo> PeerManager::peers() const {

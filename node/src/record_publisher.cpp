@@ -1,5 +1,6 @@
 #include "keyhole/node/record_publisher.h"
 
+#include <algorithm>
 #include <ctime>
 #include <fstream>
 #include <string>
@@ -48,10 +49,21 @@ Status RecordPublisher::publish_new_sequence() {
     if (!saved) return saved;
     current_.sequence = sequence;
     current_.expires_unix_s = now_unix_s() + static_cast<std::uint64_t>(lifetime_.count());
-    dht_.publish(current_, identity::encode_signed(current_, key_));
+    signed_ = identity::encode_signed(current_, key_);
+    dht_.publish(current_, signed_);
     published_ = true;
     spdlog::info("publishing identity record, sequence {}, valid for {} s", sequence, lifetime_.count());
     return success();
+}
+
+void RecordPublisher::set_relays(const std::vector<identity::RelayRef>& relays) {
+    std::vector<identity::RelayRef> listed(relays.begin(),
+                                           relays.begin() + std::min(relays.size(), identity::kMaxRelaysInRecord));
+    if (listed == current_.relays) return;
+    current_.relays = std::move(listed);
+    if (!published_) return;  // start() publishes them
+    if (auto status = publish_new_sequence(); !status)
+        spdlog::error("cannot publish the record with new relays: {}; the next refresh will", status.error());
 }
 
 void RecordPublisher::schedule_refresh(std::chrono::seconds delay) {

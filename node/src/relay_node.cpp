@@ -1,5 +1,7 @@
 #include "relay_node.h"
 
+#include <ctime>
+
 #include <spdlog/spdlog.h>
 
 #include "keyhole/transport/relay_wire.h"
@@ -9,6 +11,9 @@ namespace keyhole::node {
 namespace {
 
 constexpr auto kTickInterval = std::chrono::seconds(1);
+constexpr auto kDirectoryLookupTimeout = std::chrono::seconds(10);
+
+std::uint64_t now_unix_s() { return static_cast<std::uint64_t>(std::time(nullptr)); }
 
 std::optional<identity::Endpoint> with_port(const std::string& ipv4, std::uint16_t port) {
     auto parsed = identity::Endpoint::parse(ipv4 + ":1");
@@ -38,6 +43,30 @@ RelayNode::RelayNode(asio::io_context& io, transport::UdpPort& udp, dht::DhtNode
         return;
     }
     tls_ = std::make_unique<RelayTlsListener>(io, identity.value(), server_, config.relay_limits.max_tls_connections);
+    server_.set_directory_handler([this](const RelayPath& from, const identity::PeerId& client,
+                                         const transport::RelayPacket& request) { serve_directory(from, client, request); });
+}
+
+void RelayNode::serve_directory(const RelayPath& from, const identity::PeerId& client,
+                                const transport::RelayPacket& request) {
+    if (auto* publish = std::get_if<transport::DirectoryPublish>(&request)) {
+        // Only the allocation owner's own record, and only one that verifies.
+        auto record = identity::decode_verified_any_owner(publish->signed_record, now_unix_s());
+        if (!record || record->owner != client) {
+            spdlog::debug("relay: record from {} not stored: {}", client.to_text(),
+                          record ? "not the client's own" : record.error());
+            return;
+        }
+        dht_.store_record(record.value(), {publish->signed_record.begin(), publish->signed_record.end()});
+    } else if (auto* lookup = std::get_if<transport::DirectoryLookup>(&request)) {
+        dht_.lookup_signed(lookup->target, kDirectoryLookupTimeout,
+                           [this, from, nonce = lookup->nonce](std::vector<std::uint8_t> found) {
+                               if (running_ && tls_) tls_->send(from.stream, transport::encode_directory_record(nonce, found));
+                           });
+    } else if (auto* inbox = std::get_if<transport::DirectoryInbox>(&request)) {
+        if (inbox->message.size() <= dht::kMaxInboxMessage)
+            dht_.send_to_inbox(inbox->target, {inbox->message.begin(), inbox->message.end()});
+    }
 }
 
 RelayNode::~RelayNode() { stop(); }

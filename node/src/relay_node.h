@@ -45,6 +45,8 @@ public:
 
 private:
     std::optional<RelayEndpoints> public_endpoints() const;
+    // The DHT for TLS clients (directory_* packets).
+    void serve_directory(const RelayPath& from, const identity::PeerId& client, const transport::RelayPacket& request);
     void schedule_tick();
 
     transport::UdpPort& udp_;

@@ -77,11 +77,32 @@ void RelayServer::on_packet(std::span<const std::uint8_t> packet, const RelayPat
                 on_send(value, packet.size(), from, source_for(from, now), now);
             } else if constexpr (std::is_same_v<T, transport::RelayReply>) {
                 on_reply(value, packet.size(), from, source_for(from, now), now);
+            } else if constexpr (std::is_same_v<T, transport::DirectoryPublish> ||
+                                 std::is_same_v<T, transport::DirectoryLookup> ||
+                                 std::is_same_v<T, transport::DirectoryInbox>) {
+                on_directory(parsed.value(), packet.size(), from, source_for(from, now), now);
             } else {
                 ++stats_.packets_malformed;  // a client-bound type sent to the relay
             }
         },
         parsed.value());
+}
+
+void RelayServer::on_directory(const transport::RelayPacket& request, std::size_t size, const RelayPath& from,
+                               Source& source, Clock::time_point now) {
+    // Only for allocation holders on a TLS stream: a stream's source cannot
+    // be spoofed, and the answer (a record) may be larger than the request.
+    Allocation* allocation = from.is_stream() ? table_.find_by_path(from, now) : nullptr;
+    if (!allocation || !directory_) {
+        refuse(RelayCode::not_allocated, {}, size, from, source, now);
+        return;
+    }
+    if (const auto code = charge(source, allocation, size, now); code != RelayCode::ok) {
+        refuse(code, {}, size, from, source, now);
+        return;
+    }
+    ++directory_requests_;
+    directory_(from, allocation->owner, request);
 }
 
 void RelayServer::on_allocate_request(const transport::AllocateRequest& request, std::size_t size,

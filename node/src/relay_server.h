@@ -51,6 +51,14 @@ public:
     // A packet of one of the server types (transport::is_relay_server_packet);
     // anything else is counted as malformed and dropped.
     void on_packet(std::span<const std::uint8_t> packet, const RelayPath& from);
+    // The DHT on behalf of clients that hold an allocation on a TLS stream
+    // (directory_publish, directory_lookup, directory_inbox; see relay_wire.h).
+    // Without a handler those packets are refused as unknown.
+    using DirectoryHandler = std::function<void(const RelayPath& from, const identity::PeerId& client,
+                                                const transport::RelayPacket& request)>;
+    void set_directory_handler(DirectoryHandler handler) { directory_ = std::move(handler); }
+    std::uint64_t directory_requests() const { return directory_requests_; }
+
     // A TLS stream ended: its allocations and channels go.
     void on_stream_closed(std::uint64_t stream);
     // Housekeeping; the daemon calls it every second: expiry, idle channels, idle sources.
@@ -81,6 +89,8 @@ private:
     // Charges one packet of `size` bytes to the source, the allocation (if
     // any) and the total; the first limit hit is the refusal.
     transport::RelayCode charge(Source& source, Allocation* allocation, std::size_t size, Clock::time_point now);
+    void on_directory(const transport::RelayPacket& request, std::size_t size, const RelayPath& from, Source& source,
+                      Clock::time_point now);
     void forward(const RelayPath& to, transport::RelayChannel channel, std::span<const std::uint8_t> inner);
     // May an answer (error or refusal) of `answer_size` go to this source now?
     bool may_answer(Source& source, std::size_t provoking_size, std::size_t answer_size, Clock::time_point now);
@@ -103,6 +113,8 @@ private:
     TokenBucket total_bytes_;
     TokenBucket error_budget_;
     RelayStats stats_;
+    DirectoryHandler directory_;
+    std::uint64_t directory_requests_ = 0;
     Clock::time_point last_log_{};
     std::uint64_t refusals_since_log_ = 0;
 };

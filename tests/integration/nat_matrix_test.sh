@@ -59,14 +59,6 @@ NETWORK=$(( (RANDOM << 15 | RANDOM) + 1000 ))
 BOOT="203.0.113.10:4222"
 REFL="203.0.113.11:4222"
 CHAT_PORT=4300
-log() { printf '[%s +%3ds] %s\n' "$(date +%H:%M:%S)" $((SECONDS - START)) "$*"; }
-CURRENT=()
-fail() {
-  printf 'FAIL: %s\n' "$*"
-  echo "---------------------------------------------------------- diagnostics"
-  daemon_diagnostics "${CURRENT[@]}"
-  exit 1
-}
 
 # ------------------------------------------------------------------ lab
 lab_init || fail "lab_init"

@@ -38,7 +38,6 @@ IDLE_S=60
 KEEPALIVE_UDP_LEN=49  # UDP length of a keepalive (and its answer): 8 + 16 (header) + 1 + 8 (stamp) + 16 (tag)
 MIN_KEEPALIVES=$(( IDLE_S / KEEPALIVE_S - 2 ))
 
-log() { printf '[%s +%3ds] %s\n' "$(date +%H:%M:%S)" $((SECONDS - START)) "$*"; }
 
 # ------------------------------------------------------------------ helpers
 # kh, kh_send_wait, json_str, peer_json, texts_in, count_log, wait_until,

@@ -30,7 +30,6 @@ BOOT="203.0.113.10:4222"
 REFL="203.0.113.11:4222"
 KEEPALIVE_S=5
 RECOVERY_MS=$(( 2 * KEEPALIVE_S * 1000 ))
-log() { printf '[%s +%3ds] %s\n' "$(date +%H:%M:%S)" $((SECONDS - START)) "$*"; }
 fail() {
   printf 'FAIL: %s\n' "$*"
   echo "---------------------------------------------------------- diagnostics"

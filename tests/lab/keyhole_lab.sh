@@ -3,7 +3,10 @@
 # benchmark shares (sources tests/lab/lab.sh).
 #
 # Set before use: BIN (folder with keyholed and keyhole), NETWORK (a DHT
-# network id of the run's own), and a `fail` function (prints, exits).
+# network id of the run's own), START (=$SECONDS at the start, for `log`).
+# `fail` prints, shows the diagnostics of the daemons named in CURRENT and
+# exits 1; `log` prints with the time since START. A script may define its
+# own of either.
 # Daemon NAME keeps state, control socket and log under $LAB_DIR/NAME and
 # $LAB_DIR/NAME.log; its config file is $LAB_DIR/keyholed.toml.
 # shellcheck disable=SC2317
@@ -14,6 +17,17 @@ _KEYHOLE_LAB_SH_LOADED=1
 source "$(dirname "${BASH_SOURCE[0]}")/lab.sh"
 
 declare -gA DPID=()  # daemon name -> pid
+CURRENT=()           # daemons whose diagnostics `fail` shows
+
+# Defaults; a script that defined its own (before or after sourcing this) keeps it.
+declare -F log >/dev/null ||
+  log() { printf '[%s +%3ds] %s\n' "$(date +%H:%M:%S)" $((SECONDS - ${START:-0})) "$*"; }
+declare -F fail >/dev/null || fail() {
+  printf 'FAIL: %s\n' "$*"
+  echo "---------------------------------------------------------- diagnostics"
+  daemon_diagnostics "${CURRENT[@]}"
+  exit 1
+}
 
 # khl_use_bin DIR: exits 77 unless root (lab_require_root), 1 unless DIR holds
 # keyholed and keyhole; sets BIN to DIR's absolute path.

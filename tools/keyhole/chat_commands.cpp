@@ -574,9 +574,12 @@ void print_peers(const json& result, std::ostream& out) {
         if (last_seen.is_number()) {
             last_seen_text = std::to_string(std::llround(last_seen.get<double>())) + " s ago";
         }
+        // "relay <relay ID>" when the session goes through a relay.
+        std::string path = terminal_safe(plain(field(peer, "path"), "-"));
+        if (const json& relay = field(peer, "relay"); relay.is_string()) path += " " + terminal_safe(relay.get<std::string>());
         rows.push_back({
             terminal_safe(plain(field(peer, "id"), "?")),
-            terminal_safe(plain(field(peer, "path"), "-")),
+            path,
             terminal_safe(plain(field(peer, "endpoint"), "-")),
             rtt.is_number() ? milliseconds_text(rtt.get<double>()) : "-",
             last_seen_text,
@@ -612,6 +615,7 @@ std::optional<std::string> peer_event_text(const json& event, bool with_endpoint
     if (state == "down") return std::string("session down");
     if (state == "up") {
         std::string details = terminal_safe(plain(field(event, "path"), "unknown path"));
+        if (const json& relay = field(event, "relay"); relay.is_string()) details += " " + short_id(relay);
         const json& endpoint = field(event, "endpoint");
         if (with_endpoint && endpoint.is_string() && !endpoint.get<std::string>().empty()) {
             details += ", " + terminal_safe(endpoint.get<std::string>());

@@ -53,7 +53,10 @@ bool is_relay_server_packet(std::span<const std::uint8_t> datagram) {
         case RelayPacketType::allocate_request:
         case RelayPacketType::allocate_confirm:
         case RelayPacketType::relay_send:
-        case RelayPacketType::relay_reply: return true;
+        case RelayPacketType::relay_reply:
+        case RelayPacketType::directory_publish:
+        case RelayPacketType::directory_lookup:
+        case RelayPacketType::directory_inbox: return true;
         default: return false;
     }
 }
@@ -64,6 +67,7 @@ bool is_relay_client_packet(std::span<const std::uint8_t> datagram) {
         case RelayPacketType::allocate_challenge:
         case RelayPacketType::allocate_result:
         case RelayPacketType::relay_deliver:
+        case RelayPacketType::directory_record:
         case RelayPacketType::relay_error: return true;
         default: return false;
     }
@@ -160,6 +164,28 @@ Result<RelayPacket> parse_relay_packet(std::span<const std::uint8_t> datagram) {
             error.context = take<8>(body.subspan(1));
             return RelayPacket{error};
         }
+        case RelayPacketType::directory_publish: {
+            if (body.empty() || body.size() > kMaxDirectoryValue) return fail("directory publish of wrong size");
+            return RelayPacket{DirectoryPublish{body}};
+        }
+        case RelayPacketType::directory_lookup: {
+            if (datagram.size() != kDirectoryLookupSize) return fail("directory lookup of wrong size");
+            DirectoryLookup lookup;
+            lookup.nonce = take<8>(body);
+            lookup.target = identity::PeerId(take<32>(body.subspan(8)));
+            return RelayPacket{lookup};
+        }
+        case RelayPacketType::directory_record: {
+            if (body.size() < 8 || body.size() > 8 + kMaxDirectoryValue) return fail("directory record of wrong size");
+            DirectoryRecord record;
+            record.nonce = take<8>(body);
+            record.signed_record = body.subspan(8);
+            return RelayPacket{record};
+        }
+        case RelayPacketType::directory_inbox: {
+            if (body.size() <= 32 || body.size() > 32 + kMaxDirectoryValue) return fail("directory inbox of wrong size");
+            return RelayPacket{DirectoryInbox{identity::PeerId(take<32>(body)), body.subspan(32)}};
+        }
     }
     return fail("not a relay packet");
 }
@@ -241,6 +267,33 @@ std::vector<std::uint8_t> encode_relay_error(const RelayError& error) {
     auto out = start(RelayPacketType::relay_error, kRelayErrorSize);
     out.push_back(static_cast<std::uint8_t>(error.code));
     append(out, error.context);
+    return out;
+}
+
+std::vector<std::uint8_t> encode_directory_publish(std::span<const std::uint8_t> signed_record) {
+    auto out = start(RelayPacketType::directory_publish, signed_record.size());
+    append(out, signed_record);
+    return out;
+}
+
+std::vector<std::uint8_t> encode_directory_lookup(const RelayNonce& nonce, const identity::PeerId& target) {
+    auto out = start(RelayPacketType::directory_lookup, 8 + 32);
+    append(out, nonce);
+    append(out, target.key());
+    return out;
+}
+
+std::vector<std::uint8_t> encode_directory_record(const RelayNonce& nonce, std::span<const std::uint8_t> signed_record) {
+    auto out = start(RelayPacketType::directory_record, 8 + signed_record.size());
+    append(out, nonce);
+    append(out, signed_record);
+    return out;
+}
+
+std::vector<std::uint8_t> encode_directory_inbox(const identity::PeerId& target, std::span<const std::uint8_t> message) {
+    auto out = start(RelayPacketType::directory_inbox, 32 + message.size());
+    append(out, target.key());
+    append(out, message);
     return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "keyhole/transport/relay_wire.h"
 #include "keyhole/transport/wire.h"
 
 namespace keyhole::transport {
@@ -13,6 +14,12 @@ constexpr auto kDropLogInterval = std::chrono::seconds(10);
 
 void Transport::on_packet(std::span<const std::uint8_t> datagram, const identity::Endpoint& from) {
     ++stats_.packets_received;
+    // A relay's answers to this node as a relay client: the session layer's.
+    if (is_relay_client_packet(datagram)) {
+        if (session_handler_) session_handler_(datagram, from);
+        else drop(datagram, from, "relay answer on a node without a session layer");
+        return;
+    }
     auto packet = parse_packet(datagram);
     if (!packet) {
         drop(datagram, from, packet.error().c_str());

@@ -57,6 +57,10 @@ Result<Packet> parse_packet(std::span<const std::uint8_t> datagram) {
             frame.ciphertext = datagram.subspan(kFrameHeaderSize);
             return Packet{frame};
         }
+        case PacketType::handshake: {
+            if (body.empty() || body.size() > kMaxHandshakeMessage) return fail("handshake message of wrong size");
+            return Packet{Handshake{body}};
+        }
     }
     return fail("unknown keyhole packet type");
 }
@@ -78,6 +82,13 @@ std::vector<std::uint8_t> encode_reflect_response(const ReflectNonce& nonce, con
     out.insert(out.end(), observed.address_bytes(), observed.address_bytes() + 4);
     out.push_back(static_cast<std::uint8_t>(observed.port() >> 8));
     out.push_back(static_cast<std::uint8_t>(observed.port() & 0xff));
+    return out;
+}
+
+std::vector<std::uint8_t> encode_handshake(std::span<const std::uint8_t> message) {
+    std::vector<std::uint8_t> out;
+    put_magic(out, PacketType::handshake);
+    out.insert(out.end(), message.begin(), message.end());
     return out;
 }
 

@@ -37,7 +37,7 @@ void send_hello(keyhole::dht::DhtNode& dht, const KeyPair& sender_key, const key
     noise::Initiator initiator(noise::KeyPair::from_identity(sender_key), noise::static_key_of(victim).value(),
                                std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(prologue.data()),
                                                              prologue.size()));
-    auto message1 = initiator.write_message1(keyhole::node::encode_hello({claimed, 7, now_ms(), {}}));
+    auto message1 = initiator.write_message1(keyhole::node::encode_hello({claimed, 7, now_ms(), {}, {}, {}}));
     ASSERT_TRUE(message1.ok());
     std::vector<std::uint8_t> inbox{1};
     inbox.insert(inbox.end(), message1->begin(), message1->end());

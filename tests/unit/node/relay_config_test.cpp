@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "keyhole/identity/key_pair.h"
 #include "keyhole/node/config.h"
 #include "support/temp_dir.h"
 
@@ -82,6 +83,37 @@ TEST(RelayConfig, UnknownKeyAndBadValuesNameTheKey) {
     auto wrong_type = load("relay = 3\n", config);
     ASSERT_FALSE(wrong_type.ok());
     EXPECT_EQ(config.relay_limits.max_allocations, 1000u);  // a bad file changes nothing
+}
+
+// The client side: relays to use besides the DHT's, and the fallback switches.
+TEST(RelayConfig, ClientRelaysAndSwitchesLoadAndBadEntriesNameTheLine) {
+    const auto relay = keyhole::identity::KeyPair::generate().id().to_text();
+    DaemonConfig config;
+    ASSERT_TRUE(load("relays = [\"" + relay + "@203.0.113.81:4222/443\", \"" + relay + "@203.0.113.82:4222\"]\n"
+                     "relay_fallback = false\nbirthday_probing = false\n",
+                     config)
+                    .ok());
+    ASSERT_EQ(config.relays.size(), 2u);
+    EXPECT_FALSE(config.relay_fallback);
+    EXPECT_FALSE(config.birthday_probing);
+
+    auto parsed = keyhole::node::parse_configured_relay(config.relays[0]);
+    ASSERT_TRUE(parsed) << parsed.error();
+    EXPECT_EQ(parsed->udp.to_string(), "203.0.113.81:4222");
+    EXPECT_EQ(parsed->tcp.to_string(), "203.0.113.81:443");
+    auto udp_only = keyhole::node::parse_configured_relay(config.relays[1]);
+    ASSERT_TRUE(udp_only);
+    EXPECT_TRUE(udp_only->tcp.empty());
+
+    for (const auto& bad : std::vector<std::string>{"203.0.113.81:4222", "nokey@203.0.113.81:4222", relay + "@host:4222",
+                                  relay + "@203.0.113.81", relay + "@203.0.113.81:4222/x"}) {
+        EXPECT_FALSE(keyhole::node::parse_configured_relay(bad)) << bad;
+    }
+    DaemonConfig untouched;
+    auto refused = load("relays = [\n  \"" + relay + "@203.0.113.81:4222\",\n  \"bad\",\n]\n", untouched);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.error().find(":3:"), std::string::npos) << refused.error();
+    EXPECT_NE(refused.error().find("relays"), std::string::npos) << refused.error();
 }
 
 }  // namespace

@@ -27,6 +27,8 @@ std::vector<std::uint8_t> inner_bytes(std::size_t n) {
     return inner;
 }
 
+std::vector<std::uint8_t> bytes(std::span<const std::uint8_t> span) { return {span.begin(), span.end()}; }
+
 // One valid packet of every type, for the fuzz loops.
 std::vector<std::vector<std::uint8_t>> samples() {
     const auto client = KeyPair::generate();
@@ -42,7 +44,11 @@ std::vector<std::vector<std::uint8_t>> samples() {
             encode_relay_send(relay.id(), inner),
             encode_relay_deliver(7, inner),
             encode_relay_reply(7, inner),
-            encode_relay_error({RelayCode::unknown_target, {1, 2, 3, 4, 5, 6, 7, 8}})};
+            encode_relay_error({RelayCode::unknown_target, {1, 2, 3, 4, 5, 6, 7, 8}}),
+            encode_directory_publish(inner),
+            encode_directory_lookup(nonce, client.id()),
+            encode_directory_record(nonce, inner),
+            encode_directory_inbox(client.id(), inner)};
 }
 
 TEST(RelayWire, AllocateExchangeRoundTrips) {
@@ -122,7 +128,7 @@ TEST(RelayWire, AnswersAreNeverLargerThanWhatProvokedThem) {
 TEST(RelayWire, ClassifiesServerAndClientTypes) {
     const auto all = samples();
     for (std::size_t i = 0; i < all.size(); ++i) {
-        const bool server_bound = i == 0 || i == 2 || i == 4 || i == 6;
+        const bool server_bound = i == 0 || i == 2 || i == 4 || i == 6 || i == 8 || i == 9 || i == 11;
         EXPECT_EQ(is_relay_server_packet(all[i]), server_bound) << i;
         EXPECT_EQ(is_relay_client_packet(all[i]), !server_bound) << i;
     }
@@ -131,21 +137,57 @@ TEST(RelayWire, ClassifiesServerAndClientTypes) {
     EXPECT_FALSE(is_relay_client_packet(frame));
 }
 
+TEST(RelayWire, DirectoryPacketsRoundTripAndAreBounded) {
+    const auto client = KeyPair::generate();
+    const RelayNonce nonce{1, 1, 2, 3, 5, 8, 13, 21};
+    const auto record = inner_bytes(300);
+    // The parsed values point into the packets: keep them.
+    const auto publish_packet = encode_directory_publish(record);
+    EXPECT_EQ(bytes(parse_as<DirectoryPublish>(publish_packet).signed_record), record);
+    const auto lookup_packet = encode_directory_lookup(nonce, client.id());
+    auto lookup = parse_as<DirectoryLookup>(lookup_packet);
+    EXPECT_EQ(lookup.nonce, nonce);
+    EXPECT_EQ(lookup.target, client.id());
+    const auto record_packet = encode_directory_record(nonce, record);
+    auto found = parse_as<DirectoryRecord>(record_packet);
+    EXPECT_EQ(found.nonce, nonce);
+    EXPECT_EQ(bytes(found.signed_record), record);
+    // Not found: an empty record.
+    const auto empty_packet = encode_directory_record(nonce, {});
+    EXPECT_TRUE(parse_as<DirectoryRecord>(empty_packet).signed_record.empty());
+    const auto inbox_packet = encode_directory_inbox(client.id(), record);
+    auto inbox = parse_as<DirectoryInbox>(inbox_packet);
+    EXPECT_EQ(inbox.target, client.id());
+    EXPECT_EQ(bytes(inbox.message), record);
+    // Empty and oversized values, a lookup of the wrong size.
+    EXPECT_FALSE(parse_relay_packet(encode_directory_publish({})).ok());
+    EXPECT_FALSE(parse_relay_packet(encode_directory_publish(inner_bytes(kMaxDirectoryValue + 1))).ok());
+    EXPECT_FALSE(parse_relay_packet(encode_directory_inbox(client.id(), {})).ok());
+    auto long_lookup = encode_directory_lookup(nonce, client.id());
+    long_lookup.push_back(0);
+    EXPECT_FALSE(parse_relay_packet(long_lookup).ok());
+}
+
 TEST(RelayWire, TruncatedAndOversizedPacketsAreRejected) {
     for (const auto& packet : samples()) {
         for (std::size_t cut = 0; cut < packet.size(); ++cut) {
             auto parsed = parse_relay_packet(std::span<const std::uint8_t>(packet).first(cut));
-            // Forwarding packets stay valid while they keep at least one inner byte.
+            // Forwarding and directory packets stay valid while they keep
+            // at least one byte of their variable part (a record: none).
             const auto type = packet[3];
-            const bool variable = type == 0x35 || type == 0x36 || type == 0x37;
-            const std::size_t header = type == 0x35 ? kRelaySendHeaderSize : kRelayDeliverHeaderSize;
+            const bool variable = type == 0x35 || type == 0x36 || type == 0x37 || type == 0x38 || type == 0x3a ||
+                                  type == 0x3b;
+            const std::size_t header = type == 0x35 || type == 0x3b ? kRelaySendHeaderSize
+                                       : type == 0x38             ? kPacketHeaderSize
+                                       : type == 0x3a             ? kPacketHeaderSize + 7
+                                                                  : kRelayDeliverHeaderSize;
             if (variable && cut > header) continue;
             EXPECT_FALSE(parsed.ok()) << "type " << int(type) << " cut to " << cut;
         }
         auto longer = packet;
         longer.push_back(0);
         const auto type = packet[3];
-        if (type != 0x35 && type != 0x36 && type != 0x37) {
+        if (type != 0x35 && type != 0x36 && type != 0x37 && type != 0x38 && type != 0x3a && type != 0x3b) {
             EXPECT_FALSE(parse_relay_packet(longer).ok());
         }
     }

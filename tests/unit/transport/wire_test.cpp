@@ -55,6 +55,18 @@ TEST(Wire, ReflectResponseCarriesTheObservedEndpoint) {
     EXPECT_EQ(response.observed, observed);
 }
 
+TEST(Wire, HandshakeCarriesAConnectMessageThroughRelays) {
+    const std::vector<std::uint8_t> message{1, 2, 3, 4, 5};
+    const auto packet = encode_handshake(message);  // the parsed span points into it
+    auto parsed = parse_packet(packet);
+    ASSERT_TRUE(parsed.ok()) << parsed.error();
+    ASSERT_TRUE(std::holds_alternative<Handshake>(parsed.value()));
+    const auto& carried = std::get<Handshake>(parsed.value()).message;
+    EXPECT_EQ(std::vector<std::uint8_t>(carried.begin(), carried.end()), message);
+    EXPECT_FALSE(parse_packet(encode_handshake({})).ok());
+    EXPECT_FALSE(parse_packet(encode_handshake(std::vector<std::uint8_t>(kMaxHandshakeMessage + 1))).ok());
+}
+
 TEST(Wire, MalformedPacketsAreRejected) {
     EXPECT_FALSE(parse_packet(with_magic(0x01, std::vector<std::uint8_t>(10))).ok());  // short request
     EXPECT_FALSE(parse_packet(with_magic(0x02, std::vector<std::uint8_t>(15))).ok());  // response, family 0

@@ -87,11 +87,19 @@ public:
 
     // Finds the verified record with the highest sequence, or an error
     // "not found" after at most `timeout`.
-    // `first_found`, if given, gets the first verified record as soon as it
-    // arrives (the search may still be waiting for slow or dead nodes): enough
-    // to know the peer is online, not that it is its newest record.
+    // `found`, if given, gets the first verified record as soon as it arrives
+    // (the search may still be waiting for slow or dead nodes), and again
+    // each time a newer one arrives before the lookup ends: the first is
+    // enough to know the peer is online, a later one may list other relays.
     void lookup(const identity::PeerId& peer, std::chrono::milliseconds timeout, LookupCallback done,
-                std::function<void(const identity::IdentityRecord&)> first_found = {});
+                std::function<void(const identity::IdentityRecord&)> found = {});
+
+    // For relays serving clients that cannot reach the DHT: the signed bytes
+    // of the newest verified record (empty: not found) after at most
+    // `timeout`, and a one-time store of a record the caller verified.
+    void lookup_signed(const identity::PeerId& peer, std::chrono::milliseconds timeout,
+                       std::function<void(std::vector<std::uint8_t>)> done);
+    void store_record(const identity::IdentityRecord& record, std::vector<std::uint8_t> signed_record);
 
     // Connect requests travel through a DHT "inbox" per identity, stored next
     // to its record (same key, own value type). The owner listens for requests

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "keyhole/identity/endpoint.h"
+#include "keyhole/identity/peer_id.h"
 #include "keyhole/result.h"
 
 namespace keyhole::node {
@@ -47,6 +49,16 @@ struct DaemonConfig {
     // address if it is a specific one, else what DHT nodes report.
     std::string relay_public_address;
     RelayLimits relay_limits;
+    // Relay client: relays to use besides those found in the DHT, as
+    // "ID@IPv4:udp-port" or "ID@IPv4:udp-port/tcp-port" (the only way to
+    // know one on a network that drops UDP, where the DHT is out of reach).
+    std::vector<std::string> relays;
+    // Fall back to relays when punching cannot work (endpoint-dependent NAT,
+    // UDP blocked, a failed punch). Off: direct paths only.
+    bool relay_fallback = true;
+    // Birthday probing between endpoint-dependent and -independent NATs
+    // (docs/nat-traversal.md). Off: such pairs go through a relay at once.
+    bool birthday_probing = true;
     bool bootstrap_only = false;
     std::string log_level = "info";        // trace, debug, info, warn, error, critical, off
     AcceptFrom accept_from = AcceptFrom::anyone;
@@ -60,6 +72,14 @@ struct DaemonConfig {
 // Parses a TOML file into `config` (keys absent from the file keep their value).
 // Unknown keys and bad values are errors naming the file, line and key.
 Status load_config_file(const std::filesystem::path& path, DaemonConfig& config);
+
+// A configured relay (DaemonConfig::relays), parsed.
+struct ConfiguredRelay {
+    identity::PeerId id;
+    identity::Endpoint udp;
+    identity::Endpoint tcp;  // empty without TLS
+};
+Result<ConfiguredRelay> parse_configured_relay(std::string_view text);
 
 // Parses keyholed's command line. --config FILE is read first (wherever it
 // appears), then the other flags override it. Returns an error with a usage

@@ -46,6 +46,7 @@ struct PeerInfo {
     std::optional<double> last_seen_s;
     identity::NatClass peer_nat = identity::NatClass::unknown;  // as the peer announced it
     bool via_probe_socket = false;  // the path was found by birthday probing
+    std::optional<identity::PeerId> relay;  // the path goes through this relay
     std::string detail;             // why there is no path (last failure), for a person
 };
 
@@ -56,6 +57,10 @@ struct PeerCallbacks {
     std::function<void(const PeerInfo& info)> on_state;
     // May `peer` open a session with us? (accept_from)
     std::function<bool(const identity::PeerId& peer)> accepts;
+    // The relays holding allocations for us changed (to go into our record).
+    std::function<void(const std::vector<identity::RelayRef>& relays)> on_relays_changed;
+    // Our signed record as published (relays store it for a node without DHT access).
+    std::function<std::vector<std::uint8_t>()> signed_record;
 };
 
 struct PeerStats {
@@ -69,15 +74,32 @@ struct PeerStats {
     std::uint64_t punches_succeeded = 0;     // ... and found a direct path
     std::uint64_t birthday_probes_sent = 0;  // probes to guessed ports / from extra sockets
     std::uint64_t paths_lost = 0;            // live paths whose keepalives went unanswered
+    std::uint64_t relayed_sessions = 0;      // sessions that came up through a relay
+    std::uint64_t relay_to_direct = 0;       // ... and later moved to a direct path
 };
 
-// The local socket a datagram arrived on / leaves from: the daemon's shared
-// port (no pool) or one of a birthday-probing pool's sockets.
+// A path through a relay: the relay's UDP endpoint and the channel. Channel 0
+// (transport::kReplyChannel): we reach the peer with relay_send (the peer
+// holds the allocation); else we hold it and answer on that channel.
+struct RelayHop {
+    identity::Endpoint endpoint;
+    std::uint32_t channel = 0;
+    identity::PeerId relay;  // the relay's key, for display (zero if unknown)
+    friend bool operator==(const RelayHop& a, const RelayHop& b) {
+        return a.endpoint == b.endpoint && a.channel == b.channel;
+    }
+};
+
+// How a datagram arrived / leaves: the daemon's shared port (no pool), one
+// of a birthday-probing pool's sockets, or through a relay.
 struct LocalSocket {
     std::shared_ptr<transport::ProbeSocketPool> pool;
     std::size_t index = 0;
+    std::optional<RelayHop> relay;
     friend bool operator==(const LocalSocket&, const LocalSocket&) = default;
 };
+
+class RelayAllocator;
 
 class PeerManager {
 public:
@@ -107,6 +129,8 @@ public:
     std::optional<identity::Endpoint> public_endpoint() const;
     identity::NatClass nat_class() const;
     const PeerStats& stats() const { return stats_; }
+    // The relays this node holds allocations at (empty when it needs none).
+    const RelayAllocator& relays() const { return *relays_; }
 
 private:
     struct Slot;
@@ -119,8 +143,9 @@ private:
     // connect request without it could not be punched through our NAT.
     void start_handshake_when_ready(const identity::PeerId& peer, std::uint64_t attempt,
                                     const identity::IdentityRecord& record);
-    void on_inbox_message(std::vector<std::uint8_t> message);
-    void on_hello(std::span<const std::uint8_t> noise_message);
+    // `via`: the relay hop a connect request or response came through, if any.
+    void on_inbox_message(std::vector<std::uint8_t> message, const std::optional<RelayHop>& via = std::nullopt);
+    void on_hello(std::span<const std::uint8_t> noise_message, const std::optional<RelayHop>& via);
     void on_reply(std::uint32_t initiator_index, std::span<const std::uint8_t> noise_message);
     void session_established(Slot& slot, std::unique_ptr<transport::SecureSession> session,
                              std::vector<identity::Endpoint> candidates);
@@ -140,6 +165,15 @@ private:
     void send_punch_probes(Slot& slot, std::chrono::steady_clock::time_point now);
     void path_lost(Slot& slot);
     void refresh_reflection();
+    bool relayed(const Slot& slot) const;
+    // Relays: when this node needs them, and what changes when they do.
+    void check_relay_need(std::chrono::steady_clock::time_point now);
+    void on_relays_changed(const std::vector<identity::RelayRef>& relays);
+    void on_relay_lost(const identity::Endpoint& relay_endpoint);
+    std::vector<identity::RelayRef> our_relays() const;
+    // No DHT nodes, but a relay over TLS: look up and send connect requests through it.
+    bool use_relay_directory() const;
+    void on_record_found(const identity::PeerId& peer, std::uint64_t attempt, Result<identity::IdentityRecord> record);
 
     void send_reflect_requests();
     void on_reflect_response(const transport::ReflectResponse& response, const identity::Endpoint& from);
@@ -176,6 +210,7 @@ private:
     std::chrono::steady_clock::time_point fresh_reflection_until_{};  // after a path loss: wait for new mapping
     std::chrono::steady_clock::time_point next_reflect_{};
     std::chrono::milliseconds reflect_retry_{0};
+    std::unique_ptr<RelayAllocator> relays_;
     PeerStats stats_;
 };
 

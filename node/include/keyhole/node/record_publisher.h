@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <vector>
 
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
@@ -26,7 +27,12 @@ public:
     // Withdraws the record from our announce list; storing nodes let it expire.
     void stop();
 
+    // The relays that reach us; a change is signed and published at once.
+    void set_relays(const std::vector<identity::RelayRef>& relays);
+
     std::uint64_t sequence() const { return current_.sequence; }
+    // The record as last signed (empty before start()).
+    const std::vector<std::uint8_t>& signed_record() const { return signed_; }
     bool published() const { return published_; }
 
 private:
@@ -40,6 +46,7 @@ private:
     std::filesystem::path sequence_file_;
     std::chrono::seconds lifetime_;
     identity::IdentityRecord current_;
+    std::vector<std::uint8_t> signed_;
     bool published_ = false;
 };
 

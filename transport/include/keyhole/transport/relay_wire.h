@@ -27,12 +27,19 @@ enum class RelayPacketType : std::uint8_t {
     relay_send = 0x35,          // anyone -> relay: forward this to the holder of an allocation
     relay_deliver = 0x36,       // relay -> client: forwarded datagram (channel 0: an owner's reply)
     relay_reply = 0x37,         // allocation owner -> relay: answer on a channel
+    // The DHT for clients that reach the relay only over TLS (UDP blocked):
+    // served on TLS streams that hold an allocation, never over UDP (an
+    // answer can be larger than its request: no amplifier).
+    directory_publish = 0x38,   // client -> relay: store my signed identity record
+    directory_lookup = 0x39,    // client -> relay: find this key's record
+    directory_record = 0x3a,    // relay -> client: the signed record found (empty: none)
+    directory_inbox = 0x3b,     // client -> relay: put this connect request into a key's DHT inbox
     relay_error = 0x3f,         // relay -> anyone: why a packet was not forwarded
 };
 
-// True for the types a relay server handles (0x30, 0x32, 0x35, 0x37).
+// True for the types a relay server handles (0x30, 0x32, 0x35, 0x37, 0x38, 0x39, 0x3b).
 bool is_relay_server_packet(std::span<const std::uint8_t> datagram);
-// True for the types a relay client handles (0x31, 0x33, 0x36, 0x3f).
+// True for the types a relay client handles (0x31, 0x33, 0x36, 0x3a, 0x3f).
 bool is_relay_client_packet(std::span<const std::uint8_t> datagram);
 
 using RelayNonce = std::array<std::uint8_t, 8>;
@@ -71,6 +78,8 @@ constexpr std::size_t kRelayErrorSize = kPacketHeaderSize + 1 + 8;              
 // Largest inner datagram a relay forwards: a relay_send carrying it still
 // fits a UDP datagram over IPv4 and a 2-byte TLS record length.
 constexpr std::size_t kMaxRelayInner = 65000;
+constexpr std::size_t kDirectoryLookupSize = kPacketHeaderSize + 8 + 32;  // 44
+constexpr std::size_t kMaxDirectoryValue = 4096;  // a signed record (identity::kMaxRecordSize) or an inbox message
 
 struct AllocateRequest {
     identity::PeerId client;
@@ -112,8 +121,25 @@ struct RelayError {
     std::array<std::uint8_t, 8> context{};
 };
 
+struct DirectoryPublish {
+    std::span<const std::uint8_t> signed_record;  // verified by the relay before it stores it
+};
+struct DirectoryLookup {
+    RelayNonce nonce{};
+    identity::PeerId target;
+};
+struct DirectoryRecord {
+    RelayNonce nonce{};
+    std::span<const std::uint8_t> signed_record;  // empty: not found; the client verifies it
+};
+struct DirectoryInbox {
+    identity::PeerId target;
+    std::span<const std::uint8_t> message;
+};
+
 using RelayPacket = std::variant<AllocateRequest, AllocateChallenge, AllocateConfirm, AllocateResult, RelaySend,
-                                 RelayDeliver, RelayReply, RelayError>;
+                                 RelayDeliver, RelayReply, RelayError, DirectoryPublish, DirectoryLookup,
+                                 DirectoryRecord, DirectoryInbox>;
 
 // `datagram` must carry the magic prefix. Spans in the result point into it.
 Result<RelayPacket> parse_relay_packet(std::span<const std::uint8_t> datagram);
@@ -133,5 +159,9 @@ std::vector<std::uint8_t> encode_relay_send(const identity::PeerId& target, std:
 std::vector<std::uint8_t> encode_relay_deliver(RelayChannel channel, std::span<const std::uint8_t> inner);
 std::vector<std::uint8_t> encode_relay_reply(RelayChannel channel, std::span<const std::uint8_t> inner);
 std::vector<std::uint8_t> encode_relay_error(const RelayError& error);
+std::vector<std::uint8_t> encode_directory_publish(std::span<const std::uint8_t> signed_record);
+std::vector<std::uint8_t> encode_directory_lookup(const RelayNonce& nonce, const identity::PeerId& target);
+std::vector<std::uint8_t> encode_directory_record(const RelayNonce& nonce, std::span<const std::uint8_t> signed_record);
+std::vector<std::uint8_t> encode_directory_inbox(const identity::PeerId& target, std::span<const std::uint8_t> message);
 
 }  // namespace keyhole::transport

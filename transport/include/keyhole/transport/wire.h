@@ -18,6 +18,7 @@ namespace keyhole::transport {
 enum class PacketType : std::uint8_t {
     reflect_request = 0x01,   // "at which address do you see me?"
     reflect_response = 0x02,  // the address the request came from
+    handshake = 0x10,         // a connect request or response (Noise message) carried through a relay
     frame = 0x20,             // a session frame: encrypted and authenticated
 };
 
@@ -46,7 +47,15 @@ struct Frame {
     std::span<const std::uint8_t> ciphertext;
 };
 
-using Packet = std::variant<ReflectRequest, ReflectResponse, Frame>;
+// A connect request or response travelling through a relay instead of the
+// DHT inbox: the same bytes as the inbox value (kind byte, then the Noise
+// message), authenticated by Noise, not by this wrapper.
+constexpr std::size_t kMaxHandshakeMessage = 1024;
+struct Handshake {
+    std::span<const std::uint8_t> message;
+};
+
+using Packet = std::variant<ReflectRequest, ReflectResponse, Frame, Handshake>;
 
 // `datagram` must carry the magic prefix (is_keyhole_packet). Spans in the
 // result point into `datagram`.
@@ -54,6 +63,7 @@ Result<Packet> parse_packet(std::span<const std::uint8_t> datagram);
 
 std::vector<std::uint8_t> encode_reflect_request(const ReflectNonce& nonce);
 std::vector<std::uint8_t> encode_reflect_response(const ReflectNonce& nonce, const identity::Endpoint& observed);
+std::vector<std::uint8_t> encode_handshake(std::span<const std::uint8_t> message);
 // The 16 header bytes of a frame; the caller appends the ciphertext.
 std::array<std::uint8_t, kFrameHeaderSize> encode_frame_header(const FrameHeader& header);
 
