@@ -397,6 +397,14 @@ void RelayAllocator::handle(std::span<const std::uint8_t> datagram, const identi
     }
     if (auto* error = std::get_if<transport::RelayError>(&parsed.value())) {
         spdlog::debug("relay at {} reports: {}", from.to_string(), transport::to_string(error->code));
+        // Our allocation is gone there (the relay restarted, or it expired
+        // unnoticed) although the relay answers pings: allocate again now.
+        if (allocation && error->code == transport::RelayCode::not_allocated &&
+            allocation->client.state(now) != transport::RelayAllocationClient::State::requesting) {
+            spdlog::info("relay {} no longer holds our allocation; allocating again", allocation->id.to_text());
+            allocation->client = transport::RelayAllocationClient(key_, allocation->id);
+            report_if_changed();
+        }
     }
 }
 
