@@ -202,7 +202,14 @@ log "symmetric<->symmetric: through relay $RELAY_A, $MESSAGES messages in order,
 
 # ------------------------------------------------------------------ 2. relay killed mid-conversation
 VICTIM=$(relay_host_of "$RELAY_A")
-SEQ_S1=$(status_field s1 record_sequence); SEQ_S2=$(status_field s2 record_sequence)
+# Which clients hold an allocation at the victim (the session's relay is
+# one of them), and their record's sequence before the kill.
+declare -A HELD=() SEQ=()
+for c in s1 s2; do
+  kh "$c" status --json | grep -qF "$RELAY_A" && HELD[$c]=1
+  SEQ[$c]=$(status_field "$c" record_sequence)
+done
+(( ${#HELD[@]} >= 1 )) || fail "no client lists the relay the session goes through ($RELAY_A)"
 send_bulk s1 "$ID_S2" $((MESSAGES + 1)) $((2 * MESSAGES)) &
 SENDER=$!
 wait_until 60 "s2 to hold $((MESSAGES + 100)) messages" inbox_count_at_least s2 $((MESSAGES + 100))
@@ -222,8 +229,9 @@ lost=$(( $(status_field s1 relays_lost) + $(status_field s2 relays_lost) ))
 relay_replaced() { # relay_replaced NAME SEQUENCE_BEFORE
   ! kh "$1" status --json | grep -qF "$RELAY_A" && has_relays "$1" 2 && (( $(status_field "$1" record_sequence) > $2 ))
 }
-wait_until 20 "s1 to drop the dead relay, allocate at another and republish" relay_replaced s1 "$SEQ_S1"
-wait_until 20 "s2 to drop the dead relay, allocate at another and republish" relay_replaced s2 "$SEQ_S2"
+for c in "${!HELD[@]}"; do
+  wait_until 20 "$c to drop the dead relay, allocate at another and republish" relay_replaced "$c" "${SEQ[$c]}"
+done
 log "relay death: all $((2 * MESSAGES)) messages exactly once in order, now through $RELAY_B; relays lost: $lost"
 stop_daemon s1; stop_daemon s2
 start_relay "$VICTIM"
