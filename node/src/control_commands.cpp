@@ -66,6 +66,7 @@ void command_status(DaemonState& state, const ControlRequest& request, ControlRe
                                         {"rtt_ms", relay.rtt_ms ? json(*relay.rtt_ms) : json(nullptr)}});
         }
         result["relays_lost"] = state.peers->relays().relays_lost();
+        result["relay_deliveries_refused"] = state.peers->relays().deliveries_refused();
         result["relayed_sessions"] = state.peers->stats().relayed_sessions;
         result["relay_to_direct"] = state.peers->stats().relay_to_direct;
     }

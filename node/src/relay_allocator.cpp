@@ -20,6 +20,7 @@ constexpr int kUdpPingsBeforeTls = 3;       // unanswered UDP pings before tryin
 constexpr auto kFailedRelayPause = 60s;     // a dead or refusing relay is not chosen again before this
 constexpr std::size_t kMaxCandidates = 32;
 constexpr int kMissedPingsBeforeDead = 3;
+constexpr std::size_t kMaxContactedRelays = 256;  // peers' relays we sent through
 constexpr auto kDirectoryTimeout = 10s;
 constexpr auto kRecordThroughRelayEvery = 5min;  // relays store it once; we repeat it
 
@@ -380,6 +381,15 @@ void RelayAllocator::handle(std::span<const std::uint8_t> datagram, const identi
     }
     if (auto* deliver = std::get_if<transport::RelayDeliver>(&parsed.value())) {
         if (!transport::is_keyhole_packet(deliver->inner) || !callbacks_.on_deliver) return;
+        // Only from relays: ours (any channel), or one we sent through
+        // (channel 0, the answers). Anyone else could make us open forged
+        // connect requests at line rate.
+        const bool ours = allocation != nullptr;
+        const bool sent_through = deliver->channel == transport::kReplyChannel && contacted_.contains(from);
+        if (!ours && !sent_through) {
+            ++deliveries_refused_;
+            return;
+        }
         RelayHop hop;
         hop.endpoint = allocation ? allocation->udp : from;
         hop.channel = deliver->channel;
@@ -411,6 +421,11 @@ void RelayAllocator::handle(std::span<const std::uint8_t> datagram, const identi
 void RelayAllocator::send(const RelayHop& hop, const identity::PeerId& peer, std::span<const std::uint8_t> datagram) {
     const auto packet = hop.channel == transport::kReplyChannel ? transport::encode_relay_send(peer, datagram)
                                                                 : transport::encode_relay_reply(hop.channel, datagram);
+    if (hop.channel == transport::kReplyChannel) {
+        // Its answers come back from there: remember it (bounded; relays are few).
+        if (contacted_.size() >= kMaxContactedRelays && !contacted_.contains(hop.endpoint)) contacted_.clear();
+        contacted_.insert(hop.endpoint);
+    }
     for (auto& a : allocations_)
         if (a->use_tls && a->udp == hop.endpoint) {
             if (a->stream && a->stream->ready()) a->stream->send(packet);

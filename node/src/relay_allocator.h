@@ -17,6 +17,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <span>
@@ -88,6 +89,8 @@ public:
     };
     std::vector<Status> status() const;
     std::uint64_t relays_lost() const { return relays_lost_; }
+    // relay_deliver packets from sources that are not relays we use or sent through.
+    std::uint64_t deliveries_refused() const { return deliveries_refused_; }
 
     // The DHT through a relay, for a node that reaches relays only over TLS
     // (see transport::RelayPacketType::directory_*). True while an
@@ -142,6 +145,8 @@ private:
     bool record_published_via_relay_ = false;
     Allocation* directory_relay();
     std::uint64_t relays_lost_ = 0;
+    std::uint64_t deliveries_refused_ = 0;
+    std::set<identity::Endpoint> contacted_;  // relays we sent relay_send through (their answers are accepted)
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

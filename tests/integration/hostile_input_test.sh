@@ -30,6 +30,15 @@ dropped=$(kh a status --json | sed -n 's/.*"keyhole_packets_dropped": *\([0-9]*\
 [[ "${dropped:-0}" -ge 400 ]] || kh_fail "a counted only ${dropped:-0} of 500 keyhole packets"
 kh_wait_for "b to still find a" 30 kh b lookup "$id_a"
 
+kh_log "forged relay deliveries (from no relay a uses) carrying connect requests are refused"
+for i in $(seq 1 100); do
+  # relay_deliver (0x36), channel 7, inner: a handshake packet (0x10) with a random "Noise message".
+  { printf 'kh\x01\x36\x00\x00\x00\x07kh\x01\x10\x01'; head -c $(( RANDOM % 200 + 48 )) /dev/urandom; } >"$datagram"; send
+done
+refused_deliveries() { kh a status --json | sed -n 's/.*"relay_deliveries_refused": *\([0-9]*\).*/\1/p'; }
+enough_refused() { [[ $(refused_deliveries) -ge 80 ]]; }
+kh_wait_for "a to count at least 80 of 100 forged relay deliveries as refused" 5 enough_refused
+
 kh_log "bad control requests get JSON errors"
 set +e
 out=$(kh a request '{"cmd":"no-such-command"}' 2>&1); rc=$?
@@ -45,4 +54,4 @@ set -e
 [[ $rc -eq 1 && "$out" == *"peer"* ]] || kh_fail "missing argument: rc=$rc out=$out"
 kh a status >/dev/null || kh_fail "a stopped answering after bad requests"
 kill -0 "$(cat "$KH_TMP/a/pid")" || kh_fail "a died"
-echo "PASS: a survived 1500 hostile datagrams (dropped $dropped keyhole packets) and bad requests"
+echo "PASS: a survived 1500 hostile datagrams (dropped $dropped keyhole packets), refused $(refused_deliveries) forged relay deliveries, and bad requests"
