@@ -41,7 +41,7 @@ struct MetricsSnapshot {
     std::uint64_t punches_started = 0;    // sessions that began punching (attempts)
     std::uint64_t punches_succeeded = 0;  // ... and found a direct path
 
-    // Relay (served to others; 0 until relaying exists)
+    // Relay (served to others)
     std::uint64_t relay_frames_forwarded = 0;
     std::uint64_t relay_bytes_forwarded = 0;
 

@@ -6,9 +6,7 @@ namespace keyhole::node {
 
 namespace {
 
-// Every session is direct today; relayed paths come with issue #5, and this
-// is the one place that must then tell them apart.
-bool is_relayed(const PeerInfo&) { return false; }
+bool is_relayed(const PeerInfo& info) { return info.relay.has_value(); }
 
 // PeerStats gains punches_started/punches_succeeded with the NAT traversal
 // work (issue #4). Without them: every completed handshake starts punching,
