@@ -60,7 +60,7 @@ constexpr auto kNoPathRetry = 60s;            // after punching failed: try agai
 constexpr auto kNoPathRetryWithRelays = 5s;   // ... sooner when a relay can carry the session
 constexpr auto kReconnectWithoutLookup = 1min;  // after a live path broke
 constexpr auto kRelayProbeInterval = 200ms;   // probes through relays while there is no path
-constexpr std::size_t kRelaysPerPeer = 2;     // relays a connect request and probes go through
+constexpr std::size_t kRelaysPerPeer = 4;     // relays a connect request and probes go through (stale ones cost a packet)
 // Birthday probing; the numbers and the probability they give are derived in
 // docs/nat-traversal.md. The endpoint-dependent side opens kBirthdaySockets
 // sockets and probes the peer's mapping from each, kPoolRounds times; the
