@@ -47,6 +47,17 @@ std::string relays_text(const json& relays) {
         if (!text.empty()) text += ", ";
         const json& endpoint = field(relay, "endpoint");
         text += terminal_safe(endpoint.is_string() ? endpoint.get<std::string>() : plain(relay));
+        // "203.0.113.81:4222 (udp, granted, 0.4 ms)": how it is reached and whether it holds us.
+        std::string details;
+        for (const char* key : {"transport", "state"})
+            if (const json& value = field(relay, key); value.is_string())
+                details += (details.empty() ? "" : ", ") + terminal_safe(value.get<std::string>());
+        if (const json& rtt = field(relay, "rtt_ms"); rtt.is_number()) {
+            char buffer[32];
+            std::snprintf(buffer, sizeof(buffer), "%.1f ms", rtt.get<double>());
+            details += (details.empty() ? "" : ", ") + std::string(buffer);
+        }
+        if (!details.empty()) text += " (" + details + ")";
     }
     return text;
 }

@@ -71,5 +71,15 @@ TEST(StatusText, UnexpectedShapesDoNotThrow) {
     EXPECT_NO_THROW(print_status(json{{"dht_nodes", "many"}, {"uptime_s", -5}}, out));
 }
 
+TEST(StatusText, RelaysInUseShowTransportStateAndRoundTrip) {
+    const json status = {{"id", "x"},
+                         {"relays", json::array({{{"id", "r1"}, {"endpoint", "203.0.113.81:4222"}, {"transport", "udp"},
+                                                  {"state", "granted"}, {"rtt_ms", 0.42}},
+                                                 {{"id", "r2"}, {"endpoint", "203.0.113.82:443"}, {"transport", "tls"},
+                                                  {"state", "allocating"}, {"rtt_ms", nullptr}}})}};
+    const auto lines = status_summary(status);
+    EXPECT_EQ(value_of(lines, "relays"), "203.0.113.81:4222 (udp, granted, 0.4 ms), 203.0.113.82:443 (tls, allocating)");
+}
+
 }  // namespace
 }  // namespace keyhole::cli
